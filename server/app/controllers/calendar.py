@@ -1,0 +1,29 @@
+"""Working-day deadlines for staff (工作日 counted by the law's rules)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from litestar import Controller, get
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from server.app.context import AppContext
+from server.app.security import ANY_STAFF, allow
+from server.core.calendar import Deadline
+
+
+class CalendarController(Controller):
+    path = "/api/calendar"
+    tags = ["calendar"]
+
+    @get("/deadline", opt=allow(*ANY_STAFF), summary="The n-th working day after a date")
+    async def deadline(
+        self,
+        state: State,
+        start: dt.date,
+        working_days: Annotated[int, Parameter(ge=1, le=1000)],
+    ) -> Deadline:
+        context: AppContext = state.context
+        return (await context.calendar()).add_working_days(start, working_days)

@@ -1,0 +1,89 @@
+"""``create_app(settings)``: the Litestar application and its wiring."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from server.app.context import AppContext
+from server.app.controllers.admin import AdminController
+from server.app.controllers.auth import AuthController, TerminalController
+from server.app.controllers.calendar import CalendarController
+from server.app.controllers.ledger import LedgerController
+from server.app.controllers.system import SystemController
+from server.app.problems import EXCEPTION_HANDLERS
+from server.app.security import PUBLIC, current_principal, declared_roles, role_guard
+from server.core.clock import Clock
+from server.core.settings import Settings, load_settings
+
+OPENAPI_PATH = "/schema"
+ROUTE_HANDLERS = [
+    SystemController,
+    AuthController,
+    TerminalController,
+    AdminController,
+    LedgerController,
+    CalendarController,
+]
+
+
+def _declare_docs_public(app: Litestar) -> None:
+    """The API documentation is public; Litestar builds its routes, so we label them here."""
+    for route in app.routes:
+        if route.path == OPENAPI_PATH or route.path.startswith(f"{OPENAPI_PATH}/"):
+            for handler in route.route_handlers:  # type: ignore[union-attr]
+                handler.opt.update(PUBLIC)
+
+
+def _check_every_route_declares_roles(app: Litestar) -> None:
+    undeclared = [
+        f"{method} {route.path}"
+        for route in app.routes
+        for handler in route.route_handlers  # type: ignore[union-attr]
+        for method in (getattr(handler, "http_methods", None) or ["WS"])
+        if declared_roles(handler) is None
+    ]
+    if undeclared:
+        raise RuntimeError(f"routes without declared roles: {undeclared}")
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Litestar:
+    settings = settings or load_settings()
+    context = AppContext(settings, clock)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await context.close()
+
+    app = Litestar(
+        route_handlers=ROUTE_HANDLERS,
+        guards=[role_guard],
+        dependencies={"principal": Provide(current_principal, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        state={"context": context},  # type: ignore[arg-type]
+        openapi_config=OpenAPIConfig(
+            title="zhifa 执法终端后台",
+            version="0.1.0",
+            path=OPENAPI_PATH,
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
+                }
+            ),
+            security=[{"bearer": []}],
+        ),
+    )
+    _declare_docs_public(app)
+    _check_every_route_declares_roles(app)
+    return app

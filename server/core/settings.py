@@ -1,0 +1,68 @@
+"""The one settings object. Read from ``ZHIFA_*`` environment variables over an optional TOML file.
+
+Precedence: built-in defaults < the file named by ``ZHIFA_CONFIG`` (or passed explicitly) <
+environment variables. Every field maps to ``ZHIFA_<FIELD_NAME_UPPER>``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    data_dir: str = "var"
+    database_url: str = ""
+    media_dir: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_base_url: str = ""
+    # Short-lived access tokens; terminals refresh with a rotating, device-bound refresh token.
+    access_token_ttl_seconds: int = 600
+    refresh_token_ttl_seconds: int = 7 * 24 * 3600
+    enrollment_code_ttl_seconds: int = 7 * 24 * 3600
+    # Clock skew tolerated on device proofs (DPoP iat).
+    device_proof_max_age_seconds: int = 120
+    log_level: str = "info"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{Path(self.data_dir).resolve() / 'zhifa.db'}"
+
+    @property
+    def resolved_media_dir(self) -> Path:
+        return Path(self.media_dir) if self.media_dir else Path(self.data_dir) / "media"
+
+    @property
+    def resolved_public_base_url(self) -> str:
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    environ: dict[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build settings from file, environment and explicit overrides (strongest last)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = config_file or env.get("ZHIFA_CONFIG")
+    if path:
+        values.update(tomllib.loads(Path(path).read_text(encoding="utf-8")))
+    for field in msgspec.structs.fields(Settings):
+        raw = env.get(f"ZHIFA_{field.name.upper()}")
+        if raw is not None:
+            values[field.name] = raw
+    values.update(overrides)
+    # convert() turns "8000" from the environment into the declared int, and rejects unknown keys.
+    return msgspec.convert(values, Settings, strict=False, from_attributes=False)
