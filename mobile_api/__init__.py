@@ -1,1 +1,1 @@
-"""mobile_api"""
+"""Terminal-facing API area: what terminals call, and the contracts shared with the edge agent."""

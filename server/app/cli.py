@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from server.app import demo
+from server.app import demo, migrate
 from server.app.context import AppContext
-from server.core import accounts, ledger, migrate, roster
+from server.core import accounts, ledger, roster
 from server.core.calendar_years import store_year_file
 from server.core.errors import ZhifaError
 from server.core.keys import rotate_signing_key
@@ -61,11 +61,11 @@ def db() -> None:
 def db_upgrade() -> None:
     """Apply every migration (SQLite or PostgreSQL, from ZHIFA_DATABASE_URL)."""
 
-    async def work(context: AppContext) -> str | None:
+    async def work(context: AppContext) -> set[str]:
         await migrate.upgrade(context.database)
-        return await migrate.current_revision(context.database)
+        return await migrate.current_revisions(context.database)
 
-    click.echo(f"数据库已迁移到版本 {_run(work)}")
+    click.echo(f"数据库已迁移到版本 {', '.join(sorted(_run(work)))}")
 
 
 @main.group("demo")
@@ -300,3 +300,7 @@ def calendar_load(year_file: Path) -> None:
         f"已载入 {arrangement.year} 年节假日安排：节假日 {len(arrangement.holidays)} 天，"
         f"调休工作日 {len(arrangement.workdays)} 天"
     )
+
+
+if __name__ == "__main__":
+    main()

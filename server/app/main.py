@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
@@ -70,7 +71,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         dependencies={"principal": Provide(current_principal, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        state={"context": context},  # type: ignore[arg-type]
+        state=State({"context": context}),
         openapi_config=OpenAPIConfig(
             title="zhifa 执法终端后台",
             version="0.1.0",

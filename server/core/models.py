@@ -1,4 +1,4 @@
-"""SQLAlchemy models of the central server. One Alembic history (server/core/migrations) creates them."""
+"""SQLAlchemy models of the central server. One Alembic history (server/app/migrations) creates them."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from litestar import Controller, get
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 
 from server.app.context import AppContext
 from server.app.security import ANY_STAFF, allow
@@ -22,8 +22,8 @@ class CalendarController(Controller):
     async def deadline(
         self,
         state: State,
-        start: dt.date,
-        working_days: Annotated[int, Parameter(ge=1, le=1000)],
+        start: FromQuery[dt.date],
+        working_days: Annotated[int, QueryParameter(ge=1, le=1000)],
     ) -> Deadline:
         context: AppContext = state.context
         return (await context.calendar()).add_working_days(start, working_days)

@@ -9,9 +9,9 @@ from litestar import Controller, get
 from litestar.datastructures import State
 from sqlalchemy import text
 
+from server.app import migrate
 from server.app.context import AppContext
 from server.app.security import PUBLIC
-from server.core import migrate
 from server.core.errors import ServiceUnavailable
 
 
@@ -38,16 +38,16 @@ class SystemController(Controller):
         try:
             async with context.database.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
-            current = await migrate.current_revision(context.database)
+            current = await migrate.current_revisions(context.database)
         except Exception as exc:
             raise ServiceUnavailable("数据库无法访问", reason="database_unreachable") from exc
-        if current != migrate.head_revision():
+        heads = migrate.head_revisions()
+        if current != heads:
             raise ServiceUnavailable(
-                "数据库结构不是最新版本，请先执行迁移",
-                current=current,
-                head=migrate.head_revision(),
+                "数据库结构不是最新版本，请先执行迁移", current=sorted(current), head=sorted(heads)
             )
-        return Readiness(status="ready", database=context.database.dialect, migration=current)
+        revision = ",".join(sorted(current))
+        return Readiness(status="ready", database=context.database.dialect, migration=revision)
 
     @get("/.well-known/jwks.json", opt=PUBLIC, summary="Public signing keys (JWKS)", cache=60)
     async def jwks(self, state: State) -> dict[str, Any]:

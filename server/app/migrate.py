@@ -1,4 +1,7 @@
-"""Apply and inspect the one Alembic migration history, on SQLite and PostgreSQL alike."""
+"""Apply and inspect the one Alembic migration history, on SQLite and PostgreSQL alike.
+
+It lives in ``server.app`` because the history covers the tables of every area.
+"""
 
 from __future__ import annotations
 
@@ -22,11 +25,11 @@ def alembic_config() -> Config:
     return config
 
 
-def head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+def head_revisions() -> set[str]:
+    return set(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
-async def upgrade(database: Database, revision: str = "head") -> None:
+async def upgrade(database: Database, revision: str = "heads") -> None:
     def run(connection: Connection) -> None:
         config = alembic_config()
         config.attributes["connection"] = connection
@@ -48,9 +51,9 @@ async def autogenerate(database: Database, message: str) -> None:
         await connection.run_sync(run)
 
 
-async def current_revision(database: Database) -> str | None:
+async def current_revisions(database: Database) -> set[str]:
     def read(connection: Connection) -> Any:
-        return MigrationContext.configure(connection).get_current_revision()
+        return set(MigrationContext.configure(connection).get_current_heads())
 
     async with database.engine.connect() as connection:
         return await connection.run_sync(read)

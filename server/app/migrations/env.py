@@ -1,4 +1,4 @@
-"""Alembic environment. Migrations always run on a connection handed over by server.core.migrate."""
+"""Alembic environment. Migrations always run on a connection handed over by server.app.migrate."""
 
 from __future__ import annotations
 
