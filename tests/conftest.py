@@ -15,8 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from litestar import Litestar
 
+from mobile_api.contracts.device_proof import make_device_proof, public_key_b64
 from server.app import demo, migrate
 from server.app.context import AppContext
 from server.app.main import create_app
@@ -196,3 +198,49 @@ def live_server(migrated: Settings, tmp_path: Path) -> Iterator[LiveServer]:
         yield server
     finally:
         server.stop()
+
+
+class TerminalIdentity:
+    """An enrolled terminal with an officer logged in: signs every request with its device key."""
+
+    def __init__(self, key: Ed25519PrivateKey, terminal_id: str, tokens: dict[str, object]) -> None:
+        self.key = key
+        self.terminal_id = terminal_id
+        self.tokens = tokens
+
+    @property
+    def access_token(self) -> str:
+        return str(self.tokens["access_token"])
+
+    def headers(self, method: str, url: str) -> dict[str, str]:
+        """Authorization plus a fresh DPoP proof for this exact request (``url`` may be a path)."""
+        return {
+            "Authorization": f"DPoP {self.access_token}",
+            "DPoP": make_device_proof(self.key, method, url, self.access_token),
+        }
+
+
+async def enroll_and_login(
+    client: httpx.AsyncClient, enrollment_code: str, username: str, name: str = "测试终端"
+) -> TerminalIdentity:
+    """Enroll a new terminal with the code, then log the officer in on it."""
+    key = Ed25519PrivateKey.generate()
+    enrolled = await client.post(
+        "/api/terminals/enroll",
+        json={"enrollment_code": enrollment_code, "name": name, "public_key": public_key_b64(key)},
+        headers={"DPoP": make_device_proof(key, "POST", "/api/terminals/enroll")},
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    tokens = await client.post(
+        "/api/auth/terminal-login",
+        json={"username": username, "password": demo.DEMO_PASSWORD},
+        headers={"DPoP": make_device_proof(key, "POST", "/api/auth/terminal-login")},
+    )
+    assert tokens.status_code == 200, tokens.text
+    return TerminalIdentity(key, enrolled.json()["terminal_id"], tokens.json())
+
+
+@pytest.fixture
+async def officer_terminal(client: httpx.AsyncClient, seeded: demo.DemoInfo) -> TerminalIdentity:
+    """Officer 13010001 (张明) logged in on a freshly enrolled terminal."""
+    return await enroll_and_login(client, seeded.enrollment_code, "13010001")

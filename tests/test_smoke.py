@@ -17,3 +17,8 @@ async def test_health_ready_login(client, seeded):
 
 def test_live_server(live_server):
     assert httpx.get(f"{live_server.url}/health").json() == {"status": "ok"}
+
+
+async def test_officer_terminal(client, officer_terminal):
+    me = await client.get("/api/ledger/head", headers=officer_terminal.headers("GET", "/api/ledger/head"))
+    assert me.status_code == 200
