@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -203,10 +203,13 @@ def live_server(migrated: Settings, tmp_path: Path) -> Iterator[LiveServer]:
 class TerminalIdentity:
     """An enrolled terminal with an officer logged in: signs every request with its device key."""
 
-    def __init__(self, key: Ed25519PrivateKey, terminal_id: str, tokens: dict[str, object]) -> None:
+    def __init__(
+        self, key: Ed25519PrivateKey, terminal_id: str, tokens: dict[str, object], now: Callable[[], float]
+    ) -> None:
         self.key = key
         self.terminal_id = terminal_id
         self.tokens = tokens
+        self.now = now
 
     @property
     def access_token(self) -> str:
@@ -216,31 +219,42 @@ class TerminalIdentity:
         """Authorization plus a fresh DPoP proof for this exact request (``url`` may be a path)."""
         return {
             "Authorization": f"DPoP {self.access_token}",
-            "DPoP": make_device_proof(self.key, method, url, self.access_token),
+            "DPoP": make_device_proof(self.key, method, url, self.access_token, now=self.now()),
         }
 
 
 async def enroll_and_login(
-    client: httpx.AsyncClient, enrollment_code: str, username: str, name: str = "测试终端"
+    client: httpx.AsyncClient,
+    enrollment_code: str,
+    username: str,
+    name: str = "测试终端",
+    now: Callable[[], float] = time.time,
 ) -> TerminalIdentity:
-    """Enroll a new terminal with the code, then log the officer in on it."""
+    """Enroll a new terminal with the code, then log the officer in on it.
+
+    ``now`` is the terminal's clock for its proofs: the test's FrozenClock when the app uses one.
+    """
     key = Ed25519PrivateKey.generate()
     enrolled = await client.post(
         "/api/terminals/enroll",
         json={"enrollment_code": enrollment_code, "name": name, "public_key": public_key_b64(key)},
-        headers={"DPoP": make_device_proof(key, "POST", "/api/terminals/enroll")},
+        headers={"DPoP": make_device_proof(key, "POST", "/api/terminals/enroll", now=now())},
     )
     assert enrolled.status_code == 201, enrolled.text
     tokens = await client.post(
         "/api/auth/terminal-login",
         json={"username": username, "password": demo.DEMO_PASSWORD},
-        headers={"DPoP": make_device_proof(key, "POST", "/api/auth/terminal-login")},
+        headers={"DPoP": make_device_proof(key, "POST", "/api/auth/terminal-login", now=now())},
     )
     assert tokens.status_code == 200, tokens.text
-    return TerminalIdentity(key, enrolled.json()["terminal_id"], tokens.json())
+    return TerminalIdentity(key, enrolled.json()["terminal_id"], tokens.json(), now)
 
 
 @pytest.fixture
-async def officer_terminal(client: httpx.AsyncClient, seeded: demo.DemoInfo) -> TerminalIdentity:
+async def officer_terminal(
+    client: httpx.AsyncClient, seeded: demo.DemoInfo, clock: FrozenClock
+) -> TerminalIdentity:
     """Officer 13010001 (张明) logged in on a freshly enrolled terminal."""
-    return await enroll_and_login(client, seeded.enrollment_code, "13010001")
+    return await enroll_and_login(
+        client, seeded.enrollment_code, "13010001", now=lambda: clock.now().timestamp()
+    )
