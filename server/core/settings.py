@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 
-class Settings(msgspec.Struct, kw_only=True, frozen=True):
+class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     data_dir: str = "var"
     database_url: str = ""
     media_dir: str = ""

@@ -1,0 +1,105 @@
+"""Every route declares its roles, and every non-public route refuses anonymous and wrong-role callers.
+
+The test walks the OpenAPI document, so a new route is covered the moment it exists.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+
+from server.app.security import declared_roles
+from server.core import accounts
+from server.core.models import Role
+from tests.conftest import login
+
+# Routes meant for anyone. Adding one here is a deliberate, reviewed decision.
+PUBLIC_OPERATIONS = {
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("GET", "/.well-known/jwks.json"),
+    ("POST", "/api/auth/login"),
+    ("POST", "/api/auth/refresh"),
+    ("POST", "/api/auth/terminal-login"),
+    ("POST", "/api/terminals/enroll"),
+    ("GET", "/api/ledger/head"),
+    ("GET", "/api/ledger/proofs/inclusion/{seq}"),
+    ("GET", "/api/ledger/proofs/consistency"),
+}
+PUBLIC_PREFIXES = ("/schema",)
+SINGLE_ROLE_USERS = {
+    Role.REVIEWER: "reviewer",
+    Role.AGENCY_ADMIN: "only-agency-admin",
+    Role.SYSTEM_ADMIN: "only-system-admin",
+}
+
+
+def _operations(app):
+    """(method, openapi path, concrete path, declared roles) for every operation of the app."""
+    handlers = {}
+    for route in app.routes:
+        openapi_path = re.sub(r"\{(\w+):[^}]+\}", r"{\1}", route.path)
+        for handler in route.route_handlers:
+            for method in getattr(handler, "http_methods", ()):
+                concrete = re.sub(r"\{\w+:uuid\}", str(uuid.UUID(int=1)), route.path)
+                concrete = re.sub(r"\{\w+:\w+\}", "1", concrete)
+                handlers[(method, openapi_path)] = (concrete, declared_roles(handler))
+    document = app.openapi_schema.to_schema()
+    for path, item in document["paths"].items():
+        for method in item:
+            if method.upper() in {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}:
+                concrete, roles = handlers[(method.upper(), path)]
+                yield method.upper(), path, concrete, roles
+
+
+async def test_every_route_declares_roles_and_public_ones_are_known(app):
+    operations = list(_operations(app))
+    assert operations
+    for method, path, _concrete, roles in operations:
+        assert roles is not None, f"{method} {path} declares no roles"
+        if roles == "public" and not path.startswith(PUBLIC_PREFIXES):
+            assert (method, path) in PUBLIC_OPERATIONS, f"{method} {path} is public but not listed"
+
+
+@pytest.fixture
+async def callers(client, context, seeded, officer_terminal):
+    """Auth headers for anonymous, an officer on his terminal, and one user per staff role."""
+    async with context.database.transaction() as session:
+        agency = await accounts.agency_by_code(session, "demo")
+        for role in (Role.AGENCY_ADMIN, Role.SYSTEM_ADMIN):
+            await accounts.create_user(
+                session,
+                await context.keyring(),
+                username=SINGLE_ROLE_USERS[role],
+                password="zhifa-demo-2026",
+                display_name=str(role),
+                roles=[role],
+                agency_id=agency.id,
+                now=context.clock.now(),
+            )
+    staff = {role: await login(client, username) for role, username in SINGLE_ROLE_USERS.items()}
+    return staff, officer_terminal
+
+
+async def test_every_protected_route_refuses_anonymous_and_wrong_roles(app, client, callers):
+    staff, officer = callers
+    checked = 0
+    for method, path, concrete, roles in _operations(app):
+        if roles == "public":
+            continue
+        anonymous = await client.request(method, concrete)
+        assert anonymous.status_code == 401, f"anonymous {method} {path}: {anonymous.status_code}"
+        assert anonymous.headers["content-type"].startswith("application/problem+json")
+        for role, headers in staff.items():
+            if role not in roles:
+                refused = await client.request(method, concrete, headers=headers)
+                assert refused.status_code == 403, f"{role} {method} {path}: {refused.status_code}"
+        if Role.OFFICER not in roles:
+            refused = await client.request(
+                method, concrete, headers=officer.headers(method, concrete)
+            )
+            assert refused.status_code == 403, f"officer {method} {path}: {refused.status_code}"
+        checked += 1
+    assert checked >= 5
