@@ -21,7 +21,6 @@ PUBLIC: dict[str, Any] = {ROLES_KEY: "public"}
 ANY_STAFF = (Role.OFFICER, Role.REVIEWER, Role.AGENCY_ADMIN, Role.SYSTEM_ADMIN)
 ADMINS = (Role.AGENCY_ADMIN, Role.SYSTEM_ADMIN)
 DEVICE_PROOF_HEADER = "DPoP"
-SESSION_COOKIE = "zhifa_session"
 
 
 def allow(*roles: Role) -> dict[str, Any]:
@@ -42,7 +41,7 @@ def _access_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() in ("bearer", "dpop") and token:
         return token.strip()
-    return connection.cookies.get(SESSION_COOKIE)
+    return None
 
 
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
@@ -63,7 +62,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
         # Terminal-bound token: only the terminal holding the device key may use it.
         verify_device_proof(
             connection.headers.get(DEVICE_PROOF_HEADER),
-            method=connection.scope.get("method", "GET"),
+            method=str(connection.scope.get("method", "GET")),
             path=connection.url.path,
             now=now,
             max_age_seconds=context.settings.device_proof_max_age_seconds,

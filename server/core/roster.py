@@ -73,8 +73,7 @@ def parse_roster(text: str, known_categories: set[str]) -> list[RosterRow]:
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
-        problems = [RowProblem(1, c, "缺少该列") for c in missing]
-        raise RosterInvalid(problems=problems)
+        raise RosterInvalid(problems=[RowProblem(1, c, "缺少该列") for c in missing])
     reader.fieldnames = header
     problems: list[RowProblem] = []
     rows: list[RosterRow] = []
@@ -175,13 +174,10 @@ async def import_roster(
             for n in foreign
         ]
         raise RosterInvalid(problems=problems)
-    next_index = (
-        await session.scalar(
-            select(func.coalesce(func.max(Credential.status_index), -1)).where(
-                Credential.agency_id == agency.id
-            )
-        )
-    ) + 1
+    highest = await session.scalar(
+        select(func.max(Credential.status_index)).where(Credential.agency_id == agency.id)
+    )
+    next_index = 0 if highest is None else highest + 1
     created = updated = 0
     for row in rows:
         credential = existing.get(row.number)
