@@ -13,9 +13,9 @@ import click
 import msgspec
 
 from server.app import demo, migrate
+from server.app.calendar_years import store_year_file
 from server.app.context import AppContext
 from server.core import accounts, ledger, roster
-from server.core.calendar_years import store_year_file
 from server.core.errors import ZhifaError
 from server.core.keys import rotate_signing_key
 from server.core.models import Role

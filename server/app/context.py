@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from server.core.calendar import WorkingDayCalendar
-from server.core.calendar_years import load_calendar
+from mobile_api.contracts.calendar import WorkingDayCalendar
+from server.app.calendar_years import load_calendar
 from server.core.clock import Clock
 from server.core.db import Database
 from server.core.keys import KeyRing, load_keyring

@@ -9,9 +9,9 @@ from litestar import Controller, get
 from litestar.datastructures import State
 from litestar.params import FromQuery, QueryParameter
 
+from mobile_api.contracts.calendar import Deadline
 from server.app.context import AppContext
 from server.app.security import ANY_STAFF, allow
-from server.core.calendar import Deadline
 
 
 class CalendarController(Controller):

@@ -1,4 +1,8 @@
-"""Year arrangements loaded by agencies, kept in the database so every instance counts alike."""
+"""Year arrangements loaded by agencies, kept in the database so every instance counts alike.
+
+The calendar itself lives in ``mobile_api.contracts.calendar`` because terminals count working
+days offline with the very same code.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,22 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.core import ledger
-from server.core.calendar import (
+from mobile_api.contracts.calendar import (
+    CalendarFileInvalid,
     WorkingDayCalendar,
     YearArrangement,
     parse_year_file,
     year_file_text,
 )
+from server.core import ledger
+from server.core.errors import ValidationFailed
 from server.core.keys import KeyRing
 from server.core.models import CalendarYear
+
+
+class CalendarFileRejected(ValidationFailed):
+    code = CalendarFileInvalid.code
+    title = CalendarFileInvalid.title
 
 
 async def load_calendar(session: AsyncSession) -> WorkingDayCalendar:
@@ -27,7 +38,10 @@ async def store_year_file(
     session: AsyncSession, keyring: KeyRing, text: str, now: dt.datetime
 ) -> YearArrangement:
     """Validate and store (or replace) one year's arrangement; the change goes to the ledger."""
-    arrangement = parse_year_file(text)
+    try:
+        arrangement = parse_year_file(text)
+    except CalendarFileInvalid as exc:
+        raise CalendarFileRejected(exc.message, **exc.data) from exc
     canonical = year_file_text(arrangement)
     row = await session.get(CalendarYear, arrangement.year)
     if row is None:

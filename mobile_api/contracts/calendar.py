@@ -31,8 +31,6 @@ from typing import Any, NamedTuple
 import chinese_calendar
 import msgspec
 
-from server.core.errors import ValidationFailed
-
 __all__ = [
     "CalendarFileInvalid",
     "Deadline",
@@ -44,9 +42,17 @@ __all__ = [
 ]
 
 
-class CalendarFileInvalid(ValidationFailed):
+class CalendarFileInvalid(ValueError):
+    """A year file that must not be loaded. Runs on terminals too, so it is not a server error;
+    the server turns it into a 422 problem where it accepts files (server.core.calendar_years)."""
+
     code = "calendar_file_invalid"
     title = "节假日安排文件无效"
+
+    def __init__(self, message: str, **data: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
 
 
 class YearArrangement(msgspec.Struct, frozen=True):
