@@ -5,6 +5,7 @@ It lives in ``server.app`` because the history covers the tables of every area.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from sqlalchemy.engine import Connection
 from server.core.db import Database
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# Alembic announces its context at INFO on every readiness check; only problems are worth a line.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def alembic_config() -> Config:
