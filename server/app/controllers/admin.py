@@ -9,8 +9,9 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State, UploadFile
+from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromQuery
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -49,7 +50,7 @@ class YearLoaded(msgspec.Struct, frozen=True):
     source: str
 
 
-def _check_agency(principal: Principal, agency_id: uuid.UUID) -> None:
+def _check_agency(principal: NamedDependency[Principal], agency_id: uuid.UUID) -> None:
     if Role.SYSTEM_ADMIN not in principal.roles and principal.agency_id != agency_id:
         raise PermissionDenied("只能管理本执法主体的数据")
 
@@ -68,7 +69,7 @@ class AdminController(Controller):
         self,
         data: Annotated[RosterUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
         state: State,
-        principal: Principal,
+        principal: NamedDependency[Principal],
     ) -> roster.ImportResult:
         context: AppContext = state.context
         photos: dict[str, tuple[bytes, str]] = {}
@@ -95,7 +96,7 @@ class AdminController(Controller):
 
     @get("/officers", opt=allow(*ADMINS), summary="The roster of an agency")
     async def officers(
-        self, state: State, principal: Principal, agency_code: str
+        self, state: State, principal: NamedDependency[Principal], agency_code: FromQuery[str]
     ) -> list[OfficerView]:
         context: AppContext = state.context
         today = context.clock.today()

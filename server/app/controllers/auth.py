@@ -7,6 +7,8 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, Request, post
 from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from server.app.context import AppContext
 from server.app.security import ADMINS, ANY_STAFF, DEVICE_PROOF_HEADER, PUBLIC, allow
@@ -71,7 +73,7 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/login", opt=PUBLIC, status_code=200, summary="Staff login (console and API)")
-    async def login(self, data: LoginRequest, state: State) -> TokenPair:
+    async def login(self, data: JSONBody[LoginRequest], state: State) -> TokenPair:
         context: AppContext = state.context
         async with context.database.transaction() as session:
             return await accounts.staff_login(
@@ -89,7 +91,9 @@ class AuthController(Controller):
         status_code=200,
         summary="Officer login on an enrolled terminal (needs a DPoP proof by the device key)",
     )
-    async def terminal_login(self, data: LoginRequest, request: Request, state: State) -> TokenPair:
+    async def terminal_login(
+        self, data: JSONBody[LoginRequest], request: Request, state: State
+    ) -> TokenPair:
         context: AppContext = state.context
         thumbprint = _device_thumbprint(request, context, required=True)
         assert thumbprint is not None
@@ -105,7 +109,9 @@ class AuthController(Controller):
             )
 
     @post("/refresh", opt=PUBLIC, status_code=200, summary="Rotate a refresh token")
-    async def refresh(self, data: RefreshRequest, request: Request, state: State) -> TokenPair:
+    async def refresh(
+        self, data: JSONBody[RefreshRequest], request: Request, state: State
+    ) -> TokenPair:
         context: AppContext = state.context
         thumbprint = _device_thumbprint(request, context, required=False)
         async with context.database.transaction() as session:
@@ -119,7 +125,7 @@ class AuthController(Controller):
             )
 
     @post("/logout", opt=allow(*ANY_STAFF), status_code=200, summary="Revoke a refresh token")
-    async def logout(self, data: RefreshRequest, state: State) -> Done:
+    async def logout(self, data: JSONBody[RefreshRequest], state: State) -> Done:
         context: AppContext = state.context
         async with context.database.transaction() as session:
             await accounts.revoke_refresh_token(session, data.refresh_token, context.clock.now())
@@ -136,7 +142,9 @@ class TerminalController(Controller):
         status_code=201,
         summary="Enroll a terminal once with an enrollment code and its Ed25519 key",
     )
-    async def enroll(self, data: EnrollRequest, request: Request, state: State) -> EnrollResponse:
+    async def enroll(
+        self, data: JSONBody[EnrollRequest], request: Request, state: State
+    ) -> EnrollResponse:
         context: AppContext = state.context
         thumbprint = _device_thumbprint(request, context, required=True)
         assert thumbprint is not None
@@ -162,9 +170,9 @@ class TerminalController(Controller):
     )
     async def enrollment_code(
         self,
-        data: EnrollmentCodeRequest,
+        data: JSONBody[EnrollmentCodeRequest],
         state: State,
-        principal: Principal,
+        principal: NamedDependency[Principal],
     ) -> EnrollmentCodeResponse:
         context: AppContext = state.context
         async with context.database.transaction() as session:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 from litestar import Controller, get
 from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery
 
 from server.app.context import AppContext
 from server.app.security import ADMINS, PUBLIC, allow
@@ -34,7 +35,7 @@ class LedgerController(Controller):
 
     @get("/proofs/inclusion/{seq:int}", opt=PUBLIC, summary="Inclusion proof of one entry")
     async def inclusion(
-        self, state: State, seq: int, tree_size: int | None = None
+        self, state: State, seq: FromPath[int], tree_size: FromQuery[int | None] = None
     ) -> ledger.InclusionProof:
         context: AppContext = state.context
         async with context.database.sessionmaker() as session:
@@ -42,7 +43,7 @@ class LedgerController(Controller):
 
     @get("/proofs/consistency", opt=PUBLIC, summary="Consistency proof between two tree sizes")
     async def consistency(
-        self, state: State, first: int, second: int | None = None
+        self, state: State, first: FromQuery[int], second: FromQuery[int | None] = None
     ) -> ledger.ConsistencyProof:
         context: AppContext = state.context
         async with context.database.sessionmaker() as session:
@@ -51,7 +52,7 @@ class LedgerController(Controller):
     @get(
         "/entries/{seq:int}", opt=allow(*ADMINS), summary="One ledger entry with its recorded data"
     )
-    async def entry(self, state: State, seq: int) -> EntryView:
+    async def entry(self, state: State, seq: FromPath[int]) -> EntryView:
         context: AppContext = state.context
         async with context.database.sessionmaker() as session:
             row = await session.get(LedgerEntry, seq)
