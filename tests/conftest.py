@@ -60,6 +60,21 @@ async def _pg_admin(sql: str) -> None:
         await connection.close()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashing() -> Iterator[None]:
+    """argon2id at the library's cost takes ~60 ms a hash and every seeded test hashes eight;
+    tests check behaviour, not the cost, so they hash cheaply. Verification reads the cost from
+    the stored hash, so servers started by tests follow along."""
+    from argon2 import PasswordHasher
+
+    from server.core import auth
+
+    saved = auth._hasher
+    auth._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    yield
+    auth._hasher = saved
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database on each backend."""
@@ -111,7 +126,9 @@ def context(app: Litestar) -> AppContext:
 async def client(app: Litestar, context: AppContext) -> AsyncIterator[httpx.AsyncClient]:
     """Requests served in the test's own event loop, so fixtures and app share the pool."""
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as test_client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver.local"
+    ) as test_client:
         yield test_client
     await context.close()
 
@@ -204,7 +221,11 @@ class TerminalIdentity:
     """An enrolled terminal with an officer logged in: signs every request with its device key."""
 
     def __init__(
-        self, key: Ed25519PrivateKey, terminal_id: str, tokens: dict[str, object], now: Callable[[], float]
+        self,
+        key: Ed25519PrivateKey,
+        terminal_id: str,
+        tokens: dict[str, object],
+        now: Callable[[], float],
     ) -> None:
         self.key = key
         self.terminal_id = terminal_id

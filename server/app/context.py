@@ -8,7 +8,7 @@ from mobile_api.contracts.calendar import WorkingDayCalendar
 from server.app.calendar_years import load_calendar
 from server.core.clock import Clock
 from server.core.db import Database
-from server.core.keys import KeyRing, load_keyring
+from server.core.keys import KeyRing, read_keyring, rotate_signing_key
 from server.core.settings import Settings
 
 # Other instances may rotate keys or load calendar years; re-read them at most this often.
@@ -27,8 +27,18 @@ class AppContext:
 
     async def keyring(self, *, refresh: bool = False) -> KeyRing:
         if refresh or self._keyring is None or time.monotonic() - self._keyring_at > RELOAD_SECONDS:
-            async with self.database.transaction() as session:
-                self._keyring = await load_keyring(session, self.clock.now())
+            # Read first: a handler may call this inside its own write transaction, and on SQLite a
+            # second writer would wait for it. Only the very first start writes a key.
+            async with self.database.sessionmaker() as session:
+                keyring = await read_keyring(session)
+            if keyring is None:
+                async with self.database.transaction() as session:
+                    if await read_keyring(session) is None:
+                        await rotate_signing_key(session, self.clock.now())
+                async with self.database.sessionmaker() as session:
+                    keyring = await read_keyring(session)
+            assert keyring is not None
+            self._keyring = keyring
             self._keyring_at = time.monotonic()
         return self._keyring
 

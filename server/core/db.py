@@ -33,8 +33,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+WRITER = "zhifa_writer"
+
+
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take the write lock up front (no failed lock upgrades mid-transaction); readers
+    # begin deferred so that, with WAL, they never wait for a writer.
+    mode = "IMMEDIATE" if conn.get_execution_options().get(WRITER) else "DEFERRED"
+    conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -55,7 +61,11 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = create_engine(settings)
+        # Sessions for reading; ``transaction()`` uses the writer sessions.
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = async_sessionmaker(
+            self.engine.execution_options(**{WRITER: True}), expire_on_commit=False
+        )
 
     @property
     def dialect(self) -> str:
@@ -67,7 +77,7 @@ class Database:
 
         Integrity errors are converted here, once, into our ``Conflict``.
         """
-        async with self.sessionmaker() as session:
+        async with self._writer() as session:
             try:
                 async with session.begin():
                     yield session

@@ -69,13 +69,12 @@ def _kid_for(public: bytes) -> str:
     return b64url(hashlib.sha256(public).digest()[:12])
 
 
-async def load_keyring(session: AsyncSession, now: dt.datetime) -> KeyRing:
-    """Load the keys, creating the first one when the database has none."""
+async def read_keyring(session: AsyncSession) -> KeyRing | None:
+    """The keys as stored, or None before the first key exists."""
     rows = list((await session.scalars(select(SigningKey).order_by(SigningKey.created_at))).all())
     active = [row for row in rows if row.retired_at is None]
     if not active:
-        active.append(await rotate_signing_key(session, now))
-        rows.append(active[-1])
+        return None
     newest = active[-1]
     return KeyRing(
         newest.kid,
