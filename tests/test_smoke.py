@@ -10,7 +10,9 @@ async def test_health_ready_login(client, seeded):
     ready = await client.get("/ready")
     assert ready.status_code == 200, ready.text
     headers = await login(client, "admin")
-    officers = await client.get("/api/admin/officers", params={"agency_code": "demo"}, headers=headers)
+    officers = await client.get(
+        "/api/admin/officers", params={"agency_code": "demo"}, headers=headers
+    )
     assert officers.status_code == 200
     assert len(officers.json()) == 6
 
@@ -20,5 +22,7 @@ def test_live_server(live_server):
 
 
 async def test_officer_terminal(client, officer_terminal):
-    me = await client.get("/api/ledger/head", headers=officer_terminal.headers("GET", "/api/ledger/head"))
+    me = await client.get(
+        "/api/ledger/head", headers=officer_terminal.headers("GET", "/api/ledger/head")
+    )
     assert me.status_code == 200

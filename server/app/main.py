@@ -12,6 +12,23 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
+from disclosure.controllers import DisclosureStaffController, PublicDisclosureController
+from disclosure.hooks import STATE_KEY as DISCLOSURE_HOOKS
+from disclosure.hooks import DisclosureHooks
+from disclosure.jobs import start_jobs
+from disclosure.portal import PortalController
+from media.evidence.controllers import EvidenceController
+from media.ingest.controllers import RecordingController, TokenTusController, TusController
+from mobile_api.cases.controllers import CaseController
+from mobile_api.credentials.controllers import (
+    CredentialAdminController,
+    CredentialController,
+    VerificationController,
+)
+from mobile_api.documents.controllers import DocumentController, DocumentVerificationController
+from mobile_api.sync.controllers import SyncController
+from review.console import ConsoleAuthController, ConsoleController
+from review.controllers import ReviewController
 from server.app.context import AppContext
 from server.app.controllers.admin import AdminController
 from server.app.controllers.auth import AuthController, TerminalController
@@ -19,8 +36,9 @@ from server.app.controllers.calendar import CalendarController
 from server.app.controllers.ledger import LedgerController
 from server.app.controllers.system import SystemController
 from server.app.problems import EXCEPTION_HANDLERS
-from server.app.security import PUBLIC, current_principal, declared_roles, role_guard
+from server.app.security import current_principal, declared_roles, role_guard
 from server.core.clock import Clock
+from server.core.roles import PUBLIC
 from server.core.settings import Settings, load_settings
 
 OPENAPI_PATH = "/schema"
@@ -31,6 +49,23 @@ ROUTE_HANDLERS = [
     AdminController,
     LedgerController,
     CalendarController,
+    PortalController,
+    PublicDisclosureController,
+    DisclosureStaffController,
+    SyncController,
+    CaseController,
+    CredentialController,
+    CredentialAdminController,
+    VerificationController,
+    DocumentController,
+    DocumentVerificationController,
+    RecordingController,
+    TusController,
+    TokenTusController,
+    EvidenceController,
+    ReviewController,
+    ConsoleAuthController,
+    ConsoleController,
 ]
 
 
@@ -57,12 +92,16 @@ def _check_every_route_declares_roles(app: Litestar) -> None:
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Litestar:
     settings = settings or load_settings()
     context = AppContext(settings, clock)
+    # The review gate and the review catalog are wired here once review offers them.
+    disclosure_hooks = DisclosureHooks()
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        disclosure_jobs = start_jobs(context, disclosure_hooks)
         try:
             yield
         finally:
+            await disclosure_jobs.stop()
             await context.close()
 
     app = Litestar(
@@ -71,7 +110,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         dependencies={"principal": Provide(current_principal, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        state=State({"context": context}),
+        state=State({"context": context, DISCLOSURE_HOOKS: disclosure_hooks}),
         openapi_config=OpenAPIConfig(
             title="zhifa 执法终端后台",
             version="0.1.0",

@@ -1,6 +1,6 @@
 """Every route declares who may call it; one guard enforces it.
 
-Usage: ``@get("/x", opt=allow(Role.REVIEWER))`` or ``opt=PUBLIC``. ``create_app`` refuses to start
+The declarations are in ``server.core.roles``. ``create_app`` refuses to start
 when a route declares nothing, so no endpoint can be open by accident.
 """
 
@@ -14,19 +14,9 @@ from litestar.handlers.base import BaseRouteHandler
 from server.app.context import AppContext
 from server.core.auth import Principal, decode_access_token, verify_device_proof
 from server.core.errors import NotAuthenticated, PermissionDenied
-from server.core.models import Role
+from server.core.roles import ROLES_KEY, SESSION_COOKIE_KEY
 
-ROLES_KEY = "roles"
-PUBLIC: dict[str, Any] = {ROLES_KEY: "public"}
-ANY_STAFF = (Role.OFFICER, Role.REVIEWER, Role.AGENCY_ADMIN, Role.SYSTEM_ADMIN)
-ADMINS = (Role.AGENCY_ADMIN, Role.SYSTEM_ADMIN)
 DEVICE_PROOF_HEADER = "DPoP"
-
-
-def allow(*roles: Role) -> dict[str, Any]:
-    if not roles:
-        raise ValueError("name at least one role, or use PUBLIC")
-    return {ROLES_KEY: frozenset(roles)}
 
 
 def declared_roles(handler: BaseRouteHandler) -> frozenset[str] | str | None:
@@ -41,7 +31,10 @@ def _access_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() in ("bearer", "dpop") and token:
         return token.strip()
-    return None
+    # Console pages name the HttpOnly, SameSite=Strict cookie that carries their session (and
+    # check a CSRF token on every form); the JSON API never reads cookies.
+    cookie = connection.route_handler.opt.get(SESSION_COOKIE_KEY)
+    return (connection.cookies.get(cookie) or None) if cookie else None
 
 
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:

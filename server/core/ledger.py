@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.core.errors import NotFound, ValidationFailed
@@ -43,10 +43,6 @@ def entry_bytes(seq: int, kind: str, ref: str, at: dt.datetime, data: Any) -> by
     return msgspec.json.encode(document, order="sorted")
 
 
-async def _locked_state(session: AsyncSession) -> LedgerState | None:
-    return await session.scalar(select(LedgerState).where(LedgerState.id == 1).with_for_update())
-
-
 async def append(
     session: AsyncSession,
     keyring: KeyRing,
@@ -57,40 +53,74 @@ async def append(
     now: dt.datetime,
 ) -> LedgerEntry:
     """Append one entry; call it inside the transaction that makes the change it records."""
-    state = await _locked_state(session)
+    (row,) = await _append_rows(session, keyring, [(kind, ref, data)], now)
+    return LedgerEntry(**row)
+
+
+async def append_many(
+    session: AsyncSession,
+    keyring: KeyRing,
+    items: list[tuple[str, str, Any]],
+    *,
+    now: dt.datetime,
+) -> list[int]:
+    """Append ``(kind, ref, data)`` entries in order under one lock, with one signed head;
+    returns their sequence numbers. For batches (a push of many events): one insert for all the
+    rows and one signature."""
+    return [row["seq"] for row in await _append_rows(session, keyring, items, now)]
+
+
+async def _append_rows(
+    session: AsyncSession, keyring: KeyRing, items: list[tuple[str, str, Any]], now: dt.datetime
+) -> list[dict[str, Any]]:
+    if not items:
+        return []
+    # Columns, not the entity: appends are hot, and the update below keeps any loaded copy current.
+    state = (
+        await session.execute(
+            select(LedgerState.size, LedgerState.frontier)
+            .where(LedgerState.id == 1)
+            .with_for_update()
+        )
+    ).first()
     frontier = (
         CompactRange.from_list(state.size, [bytes.fromhex(h) for h in state.frontier])
         if state
         else CompactRange()
     )
-    seq = len(frontier)
-    raw = entry_bytes(seq, kind, ref, now, data)
-    leaf = leaf_hash(raw)
-    frontier.append(leaf)
-    root = frontier.root()
-    entry = LedgerEntry(
-        seq=seq, kind=kind, ref=ref, recorded_at=now, data=raw, leaf_hash=leaf, root_hash=root
-    )
-    session.add(entry)
-    signature = keyring.sign(tree_head_message(seq + 1, root, now))
-    hexes = [h.hex() for h in frontier.to_list()]
-    if state is None:
-        session.add(
-            LedgerState(
-                id=1,
-                size=seq + 1,
-                frontier=hexes,
-                root_hash=root,
-                signed_at=now,
-                signature=signature,
-                kid=keyring.active_kid,
-            )
+    rows: list[dict[str, Any]] = []
+    for kind, ref, data in items:
+        seq = len(frontier)
+        raw = entry_bytes(seq, kind, ref, now, data)
+        leaf = leaf_hash(raw)
+        frontier.append(leaf)
+        rows.append(
+            {
+                "seq": seq,
+                "kind": kind,
+                "ref": ref,
+                "recorded_at": now,
+                "data": raw,
+                "leaf_hash": leaf,
+                "root_hash": frontier.root(),
+            }
         )
+    await session.execute(insert(LedgerEntry), rows)
+    size, root = len(frontier), frontier.root()
+    signature = keyring.sign(tree_head_message(size, root, now))
+    head = {
+        "size": size,
+        "frontier": [h.hex() for h in frontier.to_list()],
+        "root_hash": root,
+        "signed_at": now,
+        "signature": signature,
+        "kid": keyring.active_kid,
+    }
+    if state is None:
+        await session.execute(insert(LedgerState).values(id=1, **head))
     else:
-        state.size, state.frontier, state.root_hash = seq + 1, hexes, root
-        state.signed_at, state.signature, state.kid = now, signature, keyring.active_kid
-    await session.flush()
-    return entry
+        await session.execute(update(LedgerState).where(LedgerState.id == 1).values(**head))
+    return rows
 
 
 async def signed_head(session: AsyncSession) -> TreeHead:

@@ -28,6 +28,26 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     # Clock skew tolerated on device proofs (DPoP iat).
     device_proof_max_age_seconds: int = 120
     log_level: str = "info"
+    # Media (issue 4). Blob store: "filesystem" (under resolved_media_dir) or "s3".
+    media_storage: str = "filesystem"
+    media_s3_endpoint_url: str = ""
+    media_s3_bucket: str = ""
+    media_s3_region: str = "us-east-1"
+    # Staged uploads are kept in S3 as parts of this size (S3 needs ≥ 5 MiB but for the last).
+    media_s3_part_bytes: int = 8 * 1024 * 1024
+    # Object Lock mode used where the bucket has Object Lock: COMPLIANCE or GOVERNANCE.
+    media_s3_lock_mode: str = "COMPLIANCE"
+    # tus: an unfinished upload expires this long after its last PATCH.
+    media_upload_expiry_seconds: int = 7 * 24 * 3600
+    media_upload_max_bytes: int = 64 * 1024**3
+    # A PATCH holds a database lease on its upload, renewed while it streams; a crashed
+    # instance's lease lapses after this long.
+    media_upload_lease_seconds: int = 15
+    # Upload-scoped tokens for generic tus clients, and staff playback tickets.
+    media_upload_token_ttl_seconds: int = 24 * 3600
+    media_access_ttl_seconds: int = 15 * 60
+    # Recordings are kept at least this long; permanently once used as evidence in a case.
+    media_retention_months: int = 6
 
     @property
     def resolved_database_url(self) -> str:

@@ -17,11 +17,11 @@ from sqlalchemy.orm import selectinload
 
 from server.app.calendar_years import store_year_file
 from server.app.context import AppContext
-from server.app.security import ADMINS, allow
 from server.core import accounts, roster
 from server.core.auth import Principal
 from server.core.errors import PermissionDenied, ValidationFailed
 from server.core.models import Credential, Role
+from server.core.roles import ADMINS, allow
 
 
 class RosterUpload(msgspec.Struct):

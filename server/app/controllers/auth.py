@@ -11,12 +11,13 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from server.app.context import AppContext
-from server.app.security import ADMINS, ANY_STAFF, DEVICE_PROOF_HEADER, PUBLIC, allow
+from server.app.security import DEVICE_PROOF_HEADER
 from server.core import accounts
 from server.core.accounts import TokenPair
 from server.core.auth import Principal, verify_device_proof
 from server.core.errors import PermissionDenied
 from server.core.models import Role
+from server.core.roles import ADMINS, ANY_STAFF, PUBLIC, allow
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 

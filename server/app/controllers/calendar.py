@@ -11,7 +11,7 @@ from litestar.params import FromQuery, QueryParameter
 
 from mobile_api.contracts.calendar import Deadline
 from server.app.context import AppContext
-from server.app.security import ANY_STAFF, allow
+from server.core.roles import ANY_STAFF, allow
 
 
 class CalendarController(Controller):

@@ -8,10 +8,10 @@ from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery
 
 from server.app.context import AppContext
-from server.app.security import ADMINS, PUBLIC, allow
 from server.core import ledger
 from server.core.errors import NotFound
 from server.core.models import LedgerEntry
+from server.core.roles import ADMINS, PUBLIC, allow
 
 
 class EntryView(msgspec.Struct, frozen=True):

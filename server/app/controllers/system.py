@@ -11,8 +11,8 @@ from sqlalchemy import text
 
 from server.app import migrate
 from server.app.context import AppContext
-from server.app.security import PUBLIC
 from server.core.errors import ServiceUnavailable
+from server.core.roles import PUBLIC
 
 
 class Health(msgspec.Struct, frozen=True):

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from alembic import context
 
+import disclosure.models  # noqa: F401  (registers the disclosure tables)
+import media.models  # noqa: F401  (registers the recording, upload and evidence tables)
+import mobile_api.credential_models
+import mobile_api.document_models
+import mobile_api.models  # noqa: F401  (registers the case and sync tables)
+import review.models  # noqa: F401  (registers the review tables)
 from server.core.models import Base
 
 connection = context.config.attributes["connection"]

@@ -1,0 +1,240 @@
+"""Public credential verification (``GET /v/{token}``, JSON) against a plain Litestar handler.
+
+Both servers run in the same run under the same uvicorn (http=httptools, loop=uvloop, one worker,
+no access log), on a fresh SQLite database seeded with the demo agency. The load comes from one
+process of raw HTTP/1.1 keep-alive connections (a bounded number, each waiting for its answer).
+Our endpoint does everything a party's scan does: signature check, rate-limit counter, scan row and
+live status read, the database work of concurrent requests grouped into one transaction.
+
+Workloads: "same codes" (the six demo officers' current codes, opened again and again, as a party's
+phone does with the page and its photo: the verified signature is cached) and "fresh codes" (every
+request a code never seen before, so every request pays an Ed25519 verification; the cost of one
+verification, measured in the same run, is printed as that workload's ceiling). The last line,
+``verify_ratio``, is the same-code one: what the endpoint's own machinery (framework, rate limit,
+scan row, live status) costs next to a constant; ``fresh_code_ratio`` is printed above it.
+Usage: ``python bench/verify.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import httpx
+from litestar import Litestar, get
+from sqlalchemy import select
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+@get("/constant", sync_to_thread=False)
+def constant() -> dict[str, str]:
+    return {"status": "有效", "name": "张明"}
+
+
+plain_app = Litestar([constant])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(target: str, port: int, env: dict[str, str], factory: bool) -> subprocess.Popen:
+    command = [sys.executable, "-m", "uvicorn", target, "--port", str(port)]
+    command += ["--http", "httptools", "--loop", "uvloop", "--workers", "1"]
+    command += ["--log-level", "warning", "--no-access-log", "--app-dir", str(ROOT / "bench")]
+    if factory:
+        command.append("--factory")
+    process = subprocess.Popen(command, cwd=ROOT, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"{target} did not start")
+
+
+async def _connection(
+    port: int, paths: list[str], start: int, step: int, stop_at: float, latencies: list[float]
+) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    errors = 0
+    i = start
+    while time.perf_counter() < stop_at:
+        path = paths[i % len(paths)]
+        i += step
+        request = f"GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: application/json\r\n\r\n"
+        began = time.perf_counter()
+        writer.write(request.encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        await reader.readexactly(length)
+        latencies.append(time.perf_counter() - began)
+        errors += not head.startswith(b"HTTP/1.1 200")
+    writer.close()
+    return errors
+
+
+async def _load(
+    port: int, paths: list[str], connections: int, seconds: float
+) -> tuple[float, float, float, int]:
+    warm_until = time.perf_counter() + min(2.0, seconds / 3)
+    await asyncio.gather(
+        *(
+            _connection(port, paths[-200:], c, connections, warm_until, [])
+            for c in range(connections)
+        )
+    )
+    latencies: list[float] = []
+    stop_at = time.perf_counter() + seconds
+    errors = await asyncio.gather(
+        *(_connection(port, paths, c, connections, stop_at, latencies) for c in range(connections))
+    )
+    latencies.sort()
+    rate = len(latencies) / seconds
+    p50 = latencies[len(latencies) // 2] * 1000
+    p99 = latencies[int(len(latencies) * 0.99)] * 1000
+    return rate, p50, p99, sum(errors)
+
+
+def measure(
+    port: int, paths: list[str], connections: int, seconds: float
+) -> tuple[float, float, float, int]:
+    import uvloop
+
+    return uvloop.run(_load(port, paths, connections, seconds))
+
+
+async def prepare(
+    data_dir: Path, database_url: str, fresh_codes: int
+) -> tuple[str, list[str], list[str]]:
+    """Migrate and seed a database; sign the demo officers' current codes and ``fresh_codes`` more."""
+    from mobile_api.contracts.credential import sign_token
+    from server.app import demo, migrate
+    from server.app.context import AppContext
+    from server.core.models import Credential
+    from server.core.settings import load_settings
+
+    settings = load_settings(environ={}, data_dir=str(data_dir), database_url=database_url)
+    context = AppContext(settings)
+    try:
+        await migrate.upgrade(context.database)
+        await demo.seed(context)
+        keyring = await context.keyring()
+        async with context.database.sessionmaker() as session:
+            ids = list(await session.scalars(select(Credential.id).order_by(Credential.number)))
+        now = int(context.clock.now().timestamp())
+
+        def code(i: int) -> str:
+            token = sign_token(keyring.active, keyring.active_kid, ids[i % len(ids)], now, 600)
+            return f"/v/{token}"
+
+        return (
+            settings.resolved_database_url,
+            [code(i) for i in range(len(ids))],
+            [code(i) for i in range(fresh_codes)],
+        )
+    finally:
+        await context.close()
+
+
+def ed25519_verifications_per_second(seconds: float = 1.0) -> float:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    public, message = key.public_key(), b"x" * 66
+    signature = key.sign(message)
+    done, began = 0, time.perf_counter()
+    while time.perf_counter() - began < seconds:
+        for _ in range(100):
+            public.verify(signature, message)
+        done += 100
+    return done / (time.perf_counter() - began)
+
+
+def main() -> None:
+    logging.getLogger().setLevel(logging.WARNING)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short run (3 s per measurement)")
+    parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="an existing database to migrate and seed (default: a fresh SQLite file)",
+    )
+    args = parser.parse_args()
+    seconds = args.seconds or (3.0 if args.quick else 10.0)
+
+    with tempfile.TemporaryDirectory(prefix="zhifa-bench-verify-") as tmp:
+        # Enough never-seen codes for the fresh run at well above the rate we expect.
+        database_url, same, fresh = asyncio.run(
+            prepare(Path(tmp), args.database_url, int(6000 * (seconds + 3)))
+        )
+        env = dict(os.environ)
+        env.update(
+            ZHIFA_DATA_DIR=tmp,
+            ZHIFA_DATABASE_URL=database_url,
+            ZHIFA_LOG_LEVEL="warning",
+            # One benchmark client is one address: the limit must not be what we measure.
+            ZHIFA_CREDENTIAL_RATE_LIMIT_REQUESTS=str(10**9),
+        )
+        rows = []
+        port = free_port()
+        plain = start_server("verify:plain_app", port, env, factory=False)
+        try:
+            rows.append(
+                ("plain constant handler", measure(port, ["/constant"], args.connections, seconds))
+            )
+        finally:
+            plain.terminate()
+            plain.wait()
+        port = free_port()
+        ours = start_server("server.app.main:create_app", port, env, factory=True)
+        try:
+            rows.append(
+                ("/v/{token} JSON, same codes", measure(port, same, args.connections, seconds))
+            )
+            rows.append(
+                ("/v/{token} JSON, fresh codes", measure(port, fresh, args.connections, seconds))
+            )
+        finally:
+            ours.terminate()
+            ours.wait()
+    verify_rate = ed25519_verifications_per_second()
+
+    print(
+        f"uvicorn {version('uvicorn')} http=httptools {version('httptools')} loop=uvloop "
+        f"{version('uvloop')}, litestar {version('litestar')}, one worker each; "
+        f"{args.connections} keep-alive connections, {seconds:g} s per row, "
+        f"{database_url.split(':', 1)[0]}"
+    )
+    print(f"{'workload':<32}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    for name, (rate, p50, p99, errors) in rows:
+        print(f"{name:<32}{rate:>10.0f}{p50:>10.2f}{p99:>10.2f}{errors:>8}")
+    print(f"{'Ed25519 verify alone (ceiling)':<32}{verify_rate:>10.0f}")
+    plain_rate, same_rate, fresh_rate = rows[0][1][0], rows[1][1][0], rows[2][1][0]
+    print(f"fresh_code_ratio={fresh_rate / plain_rate:.2f}")
+    print(f"verify_ratio={same_rate / plain_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""media.evidence: verification, sealing, retention and logged access of recordings."""

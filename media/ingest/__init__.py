@@ -1,0 +1,1 @@
+"""media.ingest: the tus 1.0.0 upload endpoint and the recordings terminals announce."""

@@ -1,0 +1,1 @@
+"""Cases: the case file (案卷) assembled from terminal events, procedure rules and machine review."""

@@ -1,0 +1,1 @@
+"""Terminal sync: idempotent push of events, pull of reference data, server-ordered resync."""
