@@ -10,6 +10,8 @@ from pathlib import Path
 import msgspec
 
 from edge_agent.cases import Desk
+from edge_agent.credentials import Wallet
+from edge_agent.documents import Papers
 from edge_agent.session import Session
 from edge_agent.store import Store
 from edge_agent.sync import DEFAULT_BATCH, Syncer, SyncReport
@@ -61,6 +63,10 @@ class Agent:
         self.syncer = Syncer(
             self.store, self.session, clock, batch_size=batch_size, on_step=on_step
         )
+        self.wallet = Wallet(self.store, self.session, self.desk, clock, home)
+        self.papers = Papers(self.store, self.session, self.desk, self.wallet, clock, home)
+        self.desk.guards.append(self.wallet.guard)
+        self.syncer.after_sync += [self.wallet.refresh, self.papers.refresh]
 
     def close(self) -> None:
         self.session.close()

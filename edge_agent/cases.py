@@ -72,6 +72,13 @@ class Desk:
         self.store = store
         self.session = session
         self.clock = clock
+        # Checks every action passes before it is written (the officer's own credential, the
+        # two-officer checks); each raises an EdgeError naming why the action is refused.
+        self.guards: list[Callable[[str, CaseRow, dict[str, Any]], None]] = []
+
+    def _guard(self, kind: str, case: CaseRow, fields: dict[str, Any]) -> None:
+        for guard in self.guards:
+            guard(kind, case, fields)
 
     def case(self, case_id: str) -> CaseRow:
         row = self.store.one("SELECT * FROM cases WHERE id = ?", (case_id,))
@@ -132,6 +139,23 @@ class Desk:
         item = self.item(item_code)
         officers = list(dict.fromkeys([self.session.credential_number, *(partners or [])]))
         case_id = uuid.uuid4()
+        self._guard(
+            "case_opened",
+            CaseRow(
+                id=str(case_id),
+                title=title,
+                procedure=procedure,
+                item_code=item.code,
+                category=item.category,
+                region=region,
+                act_kind=item.act_kind,
+                officers=officers,
+                state=NEW_CASE_STATE,
+                opened_at="",
+                origin="local",
+            ),
+            {"place": place, "summary": summary},
+        )
         with self.store.transaction() as db:
             event = self._write(
                 db,
@@ -186,6 +210,7 @@ class Desk:
         clash = fixed & set(fields or {})
         if clash:
             raise EventInvalid(f"这些字段由终端填写：{'、'.join(sorted(clash))}")
+        self._guard(kind, msgspec.structs.replace(case, officers=team), fields or {})
         with self.store.transaction() as db:
             return self._write(db, cls, {**(fields or {}), "case_id": case.id, "officers": team})
 

@@ -225,5 +225,9 @@ def serve(ctx: click.Context, port: int, sync_interval: float) -> None:
     run(ctx.obj, port=port, sync_interval=sync_interval)
 
 
+__import__("edge_agent.recording_cli").recording_cli.register(main)  # issue 4: video, upload…
+
+from edge_agent import credential_cli, document_cli  # noqa: E402, F401 (add their commands)
+
 if __name__ == "__main__":
     main()

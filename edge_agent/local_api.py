@@ -101,6 +101,8 @@ def create_app(home: Path) -> Starlette:
             Route("/api/cases/{case_id}/events", endpoint(record, 201), methods=["POST"]),
             Route("/api/reference/{kind}", endpoint(reference), methods=["GET"]),
             Route("/api/sync", endpoint(lambda a, r, b: a.sync()), methods=["POST"]),
+            *__import__("edge_agent.credential_api").credential_api.routes(home, endpoint),
+            *__import__("edge_agent.recording_api").recording_api.routes(home, endpoint),
         ]
     )
 

@@ -40,6 +40,9 @@ from mobile_api.contracts.sync import (
 # per push is mostly per batch, not per event.
 DEFAULT_BATCH = MAX_BATCH
 
+# Hooks installed on every Syncer, called as hook(syncer, report) after each complete sync.
+SYNC_HOOKS: list[Callable[[Syncer, SyncReport], None]] = []
+
 STEPS = (
     "push.read",
     "push.sent",
@@ -57,6 +60,7 @@ class SyncReport(msgspec.Struct, kw_only=True):
     deferred: int = 0
     snapshots: list[str] = msgspec.field(default_factory=list)
     resync: bool = False
+    notes: list[str] = msgspec.field(default_factory=list)  # what the after-sync hooks did
 
 
 class Syncer:
@@ -76,6 +80,11 @@ class Syncer:
         self.clock = clock
         self.batch_size = batch_size
         self.on_step = on_step
+        # Features that fetch their own data after each sync (credential cache, document numbers…);
+        # the ones every syncer has (recordings upload) come from SYNC_HOOKS.
+        self.after_sync: list[Callable[[SyncReport], None]] = [
+            partial(hook, self) for hook in SYNC_HOOKS
+        ]
 
     def _step(self, name: str) -> None:
         if self.on_step is not None:
@@ -87,6 +96,8 @@ class Syncer:
         if self.pull(report):
             self.push(report)  # everything queued again by the resync order
             self.pull(report)  # acknowledges the order
+        for hook in self.after_sync:
+            hook(report)
         return report
 
     # --- push -----------------------------------------------------------------------------------

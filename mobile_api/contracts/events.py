@@ -151,6 +151,10 @@ class CredentialShown(EventBase, tag="credential_shown", kw_only=True, frozen=Tr
     credential_number: CredentialNumber
     place: Short = ""
     scanned: bool = False
+    # Set when a terminal checked the credential offline before acting (第42条): the 证号 of the
+    # officer whose terminal checked it and the date of the signed status list it relied on.
+    checked_by: Short = ""
+    status_list_issued_at: AwareTime | None = None
 
 
 class InspectionRecorded(EventBase, tag="inspection_recorded", kw_only=True, frozen=True):
@@ -172,6 +176,19 @@ class EvidenceAttached(EventBase, tag="evidence_attached", kw_only=True, frozen=
     needs_two_officers: ClassVar[bool] = False
 
 
+class DocumentServiceFields(_Message, kw_only=True, frozen=True):
+    """Which generated document was served and how it was proved (issue 6): the party's signature
+    or, for 留置送达, the witnesses and the recording."""
+
+    document_id: Short = ""  # the id in the document's QR (/d/{id})
+    document_kind: Short = ""  # rights_notice, penalty_decision …
+    sha256: Sha256Hex = ""  # of the PDF as generated
+    signature_sha256: Sha256Hex = ""  # of the signature image the party drew
+    refused: bool = False
+    witnesses: list[Short] = msgspec.field(default_factory=list)
+    recording_id: Short = ""
+
+
 class NoticeServed(EventBase, tag="notice_served", kw_only=True, frozen=True):
     """权利告知书 served: facts, grounds, basis, the proposed penalty and the party's rights."""
 
@@ -184,6 +201,7 @@ class NoticeServed(EventBase, tag="notice_served", kw_only=True, frozen=True):
     hearing_right: bool = False
     method: ServiceMethod = "直接送达"
     served_to: Short = ""
+    service: DocumentServiceFields | None = None
 
 
 class StatementReceived(EventBase, tag="statement_received", kw_only=True, frozen=True):
@@ -217,6 +235,7 @@ class DocumentServed(EventBase, tag="document_served", kw_only=True, frozen=True
     method: ServiceMethod = "直接送达"
     served_to: Short = ""
     party_present: bool = True
+    service: DocumentServiceFields | None = None
 
 
 class CaseClosed(EventBase, tag="case_closed", kw_only=True, frozen=True):

@@ -9,6 +9,7 @@ from litestar.datastructures import State
 
 from mobile_api import signals
 from mobile_api.contracts.sync import PULL_PATH, PUSH_PATH, PullResponse, PushRequest, PushResponse
+from mobile_api.gates import hooks_of
 from mobile_api.sync import services
 from mobile_api.sync.schemas import ResyncOrdered, ResyncRequest
 from mobile_api.web import ADMINS, OFFICER_ON_TERMINAL, AreaContext
@@ -33,6 +34,7 @@ class SyncController(Controller):
         context: AreaContext = state.context
         keyring = await context.keyring()
         calendar = await context.calendar()
+        hooks = hooks_of(state)
         look_up_replays = False
         for attempt in range(1, PUSH_ATTEMPTS + 1):
             now = context.clock.now()
@@ -46,6 +48,7 @@ class SyncController(Controller):
                         data.events,
                         now,
                         look_up_replays=look_up_replays,
+                        hooks=hooks,
                     )
                 break
             except services.ReplaysInBatch:
@@ -54,6 +57,7 @@ class SyncController(Controller):
                 if type(exc) is not Conflict or attempt == PUSH_ATTEMPTS:
                     raise
         await signals.decision_made(outcome.decisions)
+        await hooks.served(outcome.served)
         return PushResponse(results=outcome.results, server_time=now)
 
     @get(

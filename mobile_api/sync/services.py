@@ -30,6 +30,7 @@ from mobile_api.contracts.calendar import WorkingDayCalendar, year_file_text
 from mobile_api.contracts.events import (
     CaseOpened,
     DecisionProposed,
+    DocumentServed,
     EventBase,
     canonical_bytes,
     event_kind,
@@ -46,6 +47,7 @@ from mobile_api.contracts.sync import (
     ResyncOrder,
     Snapshot,
 )
+from mobile_api.gates import NO_HOOKS, CaseHooks, DecisionServed
 from mobile_api.models import Case, CaseEvent, CaseOfficer, CaseRuleSet
 from mobile_api.models import ResyncOrder as ResyncOrderRow
 from mobile_api.signals import DecisionMade
@@ -97,6 +99,7 @@ async def calling_terminal(session: AsyncSession, principal: Principal) -> tuple
 class PushOutcome(msgspec.Struct, frozen=True):
     results: list[EventResult]
     decisions: list[DecisionMade]
+    served: list[DecisionServed]
 
 
 def _sha256(raw: bytes) -> str:
@@ -258,14 +261,21 @@ class _Batch:
         self.to_store: list[tuple[EventBase, bytes, str, EventResult]] = []
         self.accepted: list[tuple[EventBase, str]] = []
         self.touched: set[uuid.UUID] = set()
+        self.proposed: dict[uuid.UUID, DecisionProposed] = {}  # accepted in this batch, by case
         self._seen: dict[uuid.UUID, tuple[str, EventResult]] = {}  # earlier in this batch
 
-    def add(self, event: EventBase) -> None:
+    def is_new(self, event: EventBase) -> bool:
+        return event.id not in self.stored and event.id not in self._seen
+
+    def add(self, event: EventBase, refusal: ZhifaError | None = None) -> None:
+        """Decide on ``event``; a new event with a ``refusal`` (from a hook) is refused with it."""
         raw = canonical_bytes(event)
         digest = _sha256(raw)
-        self.results.append(self._decide(event, raw, digest))
+        self.results.append(self._decide(event, raw, digest, refusal))
 
-    def _decide(self, event: EventBase, raw: bytes, digest: str) -> EventResult:
+    def _decide(
+        self, event: EventBase, raw: bytes, digest: str, refusal: ZhifaError | None
+    ) -> EventResult:
         stored = self.stored.get(event.id)
         if stored is not None:
             if stored.payload_sha256 != digest:
@@ -284,6 +294,8 @@ class _Batch:
         try:
             if event.id.version != 7:
                 raise errors.EventIdInvalid()
+            if refusal is not None:
+                raise refusal
             self.files[event.case_id] = assembly.apply(
                 self.files.get(event.case_id), event, self.facts
             )
@@ -295,6 +307,8 @@ class _Batch:
             result = EventResult(id=event.id, outcome="accepted", recorded_at=now)
             self.touched.add(event.case_id)
             self.accepted.append((event, digest))
+            if isinstance(event, DecisionProposed):
+                self.proposed[event.case_id] = event
         self._seen[event.id] = (digest, result)
         self.to_store.append((event, raw, digest, result))
         return result
@@ -315,6 +329,7 @@ async def push(
     now: dt.datetime,
     *,
     look_up_replays: bool = False,
+    hooks: CaseHooks = NO_HOOKS,
 ) -> PushOutcome:
     """Apply one batch; call inside a transaction. Returns a result per event, in order.
 
@@ -355,7 +370,7 @@ async def push(
         ),
     )
     for event in events:
-        batch.add(event)
+        batch.add(event, await _serving_refused(session, hooks, batch, event))
 
     if batch.to_store:
         rows = [
@@ -416,7 +431,42 @@ async def push(
         for event, _ in batch.accepted
         if isinstance(event, DecisionProposed)
     ]
-    return PushOutcome(results=batch.results, decisions=decisions)
+    served = [
+        DecisionServed(
+            case_id=event.case_id,
+            event_id=event.id,
+            agency_id=agency_id,
+            document=event.document,
+            document_number=event.document_number,
+            served_at=now,
+        )
+        for event, _ in batch.accepted
+        if isinstance(event, DocumentServed) and event.document in assembly.DECISION_DOCUMENTS
+    ]
+    return PushOutcome(results=batch.results, decisions=decisions, served=served)
+
+
+async def _serving_refused(
+    session: AsyncSession, hooks: CaseHooks, batch: _Batch, event: EventBase
+) -> ZhifaError | None:
+    """Run the injected checks before a decision document is served (review's issue gate).
+
+    Only for a new event on a case with a decision: without one the procedure refuses it anyway.
+    """
+    if not (
+        isinstance(event, DocumentServed)
+        and event.document in assembly.DECISION_DOCUMENTS
+        and batch.is_new(event)
+    ):
+        return None
+    file = batch.files.get(event.case_id)
+    if file is None or file.decision is None:
+        return None
+    try:
+        await hooks.check_serving(session, file, batch.proposed.get(event.case_id))
+    except ZhifaError as exc:
+        return exc
+    return None
 
 
 # --- pull -----------------------------------------------------------------------------------------

@@ -13,13 +13,12 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from disclosure.controllers import DisclosureStaffController, PublicDisclosureController
-from disclosure.hooks import STATE_KEY as DISCLOSURE_HOOKS
-from disclosure.hooks import DisclosureHooks
 from disclosure.jobs import start_jobs
 from disclosure.portal import PortalController
 from media.evidence.controllers import EvidenceController
 from media.ingest.controllers import RecordingController, TokenTusController, TusController
 from mobile_api.cases.controllers import CaseController
+from mobile_api.cases.decisions import DecisionChangeController
 from mobile_api.credentials.controllers import (
     CredentialAdminController,
     CredentialController,
@@ -37,6 +36,7 @@ from server.app.controllers.ledger import LedgerController
 from server.app.controllers.system import SystemController
 from server.app.problems import EXCEPTION_HANDLERS
 from server.app.security import current_principal, declared_roles, role_guard
+from server.app.wiring import wire
 from server.core.clock import Clock
 from server.core.roles import PUBLIC
 from server.core.settings import Settings, load_settings
@@ -54,6 +54,7 @@ ROUTE_HANDLERS = [
     DisclosureStaffController,
     SyncController,
     CaseController,
+    DecisionChangeController,
     CredentialController,
     CredentialAdminController,
     VerificationController,
@@ -92,12 +93,11 @@ def _check_every_route_declares_roles(app: Litestar) -> None:
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Litestar:
     settings = settings or load_settings()
     context = AppContext(settings, clock)
-    # The review gate and the review catalog are wired here once review offers them.
-    disclosure_hooks = DisclosureHooks()
+    wiring = wire(context)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        disclosure_jobs = start_jobs(context, disclosure_hooks)
+        disclosure_jobs = start_jobs(context, wiring.disclosure)
         try:
             yield
         finally:
@@ -110,7 +110,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         dependencies={"principal": Provide(current_principal, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        state=State({"context": context, DISCLOSURE_HOOKS: disclosure_hooks}),
+        before_request=wiring.enter,
+        state=State({"context": context, **wiring.state}),
         openapi_config=OpenAPIConfig(
             title="zhifa 执法终端后台",
             version="0.1.0",
