@@ -25,9 +25,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +42,8 @@ from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from harness import free_port, serve  # noqa: E402
 
 from edge_agent.sync import DEFAULT_BATCH  # noqa: E402
 from mobile_api.contracts import events as ev  # noqa: E402
@@ -239,32 +239,6 @@ async def _prepare(
     return env, made
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _serve(target: str, port: int, env: dict[str, str], factory: bool) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "uvicorn", target, "--port", str(port)]
-    command += ["--http", "httptools", "--loop", "uvloop", "--workers", "1"]
-    command += ["--log-level", "warning", "--no-access-log", "--app-dir", str(ROOT / "bench")]
-    # Queued behind 199 others, a terminal may not reuse its connection within the 5 s default.
-    command += ["--timeout-keep-alive", "120"]
-    if factory:
-        command.append("--factory")
-    process = subprocess.Popen(command, cwd=ROOT, env=env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-            return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"{target} did not start")
-
-
 class Run(msgspec.Struct):
     name: str
     events: int
@@ -336,9 +310,9 @@ async def _phase(
     name: str, database_url: str | None, args: argparse.Namespace, target: str, factory: bool
 ) -> Run:
     with tempfile.TemporaryDirectory(prefix=f"zhifa-bench-{name}-") as folder:
-        port = _free_port()
+        port = free_port()
         env, terminals = await _prepare(Path(folder), port, database_url, args.terminals)
-        process = _serve(target, port, env, factory)
+        process = serve(target, port, env, factory=factory)
         try:
             return await _drive(
                 name, f"http://127.0.0.1:{port}", terminals, args.seconds, args.batch

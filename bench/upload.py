@@ -27,9 +27,7 @@ import datetime as dt
 import hashlib
 import multiprocessing
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +41,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from harness import free_port, serve  # noqa: E402
 
 from media.edge.capture import SyntheticSource  # noqa: E402
 from media.edge.chain import ChainLog, SegmentRecord, head_of, segment_name, sign_head  # noqa: E402
@@ -193,32 +193,6 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _free_port() -> int:
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _serve(target: str, port: int, env: dict[str, str], factory: bool) -> Any:
-
-    command = [sys.executable, "-m", "uvicorn", target, "--port", str(port)]
-    command += ["--http", "httptools", "--loop", "uvloop", "--workers", "1"]
-    command += ["--log-level", "warning", "--no-access-log", "--app-dir", str(ROOT / "bench")]
-    if factory:
-        command.append("--factory")
-    process = subprocess.Popen(command, cwd=ROOT, env=env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.options(f"http://127.0.0.1:{port}/", timeout=1)
-            return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"{target} did not start")
-
-
 class _Raw:
     name = "raw"
 
@@ -229,9 +203,11 @@ class _Raw:
     @classmethod
     def start(cls, folder: Path) -> _Raw:
         folder.mkdir(parents=True)
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, RAW_DIR_ENV: str(folder)}
-        return cls(folder, _serve("upload:raw_app", port, env, False), f"http://127.0.0.1:{port}")
+        return cls(
+            folder, serve("upload:raw_app", port, env, factory=False), f"http://127.0.0.1:{port}"
+        )
 
     async def upload(self, http: Any, block: bytes, size: int) -> Any:
         self._count += 1
@@ -267,7 +243,7 @@ class _Ours:
     @classmethod
     async def start(cls, folder: Path) -> _Ours:
 
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "ZHIFA_DATA_DIR": str(folder),
@@ -283,7 +259,7 @@ class _Ours:
             info = await demo.seed(context)
         finally:
             await context.close()
-        process = _serve("server.app.main:create_app", port, env, True)
+        process = serve("server.app.main:create_app", port, env, factory=True)
         url = f"http://127.0.0.1:{port}"
         key = Ed25519PrivateKey.generate()
         async with httpx.AsyncClient(base_url=url) as http:

@@ -21,20 +21,19 @@ import argparse
 import asyncio
 import logging
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from importlib.metadata import version
 from pathlib import Path
 
-import httpx
 from litestar import Litestar, get
 from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from harness import free_port, serve  # noqa: E402
 
 
 @get("/constant", sync_to_thread=False)
@@ -43,30 +42,6 @@ def constant() -> dict[str, str]:
 
 
 plain_app = Litestar([constant])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(target: str, port: int, env: dict[str, str], factory: bool) -> subprocess.Popen:
-    command = [sys.executable, "-m", "uvicorn", target, "--port", str(port)]
-    command += ["--http", "httptools", "--loop", "uvloop", "--workers", "1"]
-    command += ["--log-level", "warning", "--no-access-log", "--app-dir", str(ROOT / "bench")]
-    if factory:
-        command.append("--factory")
-    process = subprocess.Popen(command, cwd=ROOT, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-            return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"{target} did not start")
 
 
 async def _connection(
@@ -199,7 +174,7 @@ def main() -> None:
         )
         rows = []
         port = free_port()
-        plain = start_server("verify:plain_app", port, env, factory=False)
+        plain = serve("verify:plain_app", port, env, factory=False)
         try:
             rows.append(
                 ("plain constant handler", measure(port, ["/constant"], args.connections, seconds))
@@ -208,7 +183,7 @@ def main() -> None:
             plain.terminate()
             plain.wait()
         port = free_port()
-        ours = start_server("server.app.main:create_app", port, env, factory=True)
+        ours = serve("server.app.main:create_app", port, env, factory=True)
         try:
             rows.append(
                 ("/v/{token} JSON, same codes", measure(port, same, args.connections, seconds))
