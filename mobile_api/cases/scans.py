@@ -15,7 +15,7 @@ import hashlib
 import uuid
 
 import uuid6
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobile_api.cases import assembly
@@ -30,9 +30,9 @@ SERVER_NODE = "00000000"
 SCAN_SOURCE = "credential_scan"
 
 
-async def _open_case(session: AsyncSession, agency_id: uuid.UUID, number: str) -> Case | None:
-    """The officer's most recently active open case, locked."""
-    return await session.scalar(
+def _open_case_query(agency_id: uuid.UUID, number: str) -> Select[Case]:
+    """The officer's most recently active open case."""
+    return (
         select(Case)
         .join(CaseOfficer, CaseOfficer.case_id == Case.id)
         .where(
@@ -42,8 +42,16 @@ async def _open_case(session: AsyncSession, agency_id: uuid.UUID, number: str) -
         )
         .order_by(Case.updated_at.desc(), Case.opened_at.desc(), Case.id)
         .limit(1)
-        .with_for_update(of=Case)
     )
+
+
+async def has_open_case(session: AsyncSession, agency_id: uuid.UUID, number: str) -> bool:
+    """A read-only look, so that the common scan (no open case) never takes the write lock."""
+    return await session.scalar(_open_case_query(agency_id, number)) is not None
+
+
+async def _open_case(session: AsyncSession, agency_id: uuid.UUID, number: str) -> Case | None:
+    return await session.scalar(_open_case_query(agency_id, number).with_for_update(of=Case))
 
 
 async def record_credential_scan(

@@ -340,6 +340,9 @@ class Reactions:
     # --- credentials ----------------------------------------------------------------------------
 
     async def credential_scanned(self, scan: CredentialScanned) -> None:
+        async with self.context.database.sessionmaker() as session:
+            if not await scans.has_open_case(session, scan.agency_id, scan.credential_number):
+                return
         keyring = await self.context.keyring()
         async with self.context.database.transaction() as session:
             if await session.get(Credential, scan.credential_id) is None:
