@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint install migrate seed lock clean
+.PHONY: run demo test test-faults lint install migrate seed lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ seed: migrate
 run: seed
 	$(VENV)/bin/zhifa serve
 
+# The server and two simulated terminals through one whole case, narrated (README "Tour");
+# DEMO_ARGS: --seconds N (recording length, default 60), --exit (stop the server at the end).
+demo: seed
+	$(PY) -m tour $(DEMO_ARGS)
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -33,6 +38,10 @@ test: install
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+# Kills, flaky networks, a database restart, a full disk, wrong clocks, schemathesis (tests/faults).
+test-faults: install
+	$(VENV)/bin/python -m pytest -q -m faults tests/faults $(PYTEST_ARGS)
 
 # Re-pin every dependency after changing pyproject.toml.
 lock:

@@ -20,13 +20,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def serve(target: str, port: int, env: dict[str, str], *, factory: bool) -> subprocess.Popen[bytes]:
-    """uvicorn with the httptools parser, uvloop and one worker; returns once it answers HTTP."""
-    command = [sys.executable, "-m", "uvicorn", target, "--port", str(port)]
+def serve(
+    target: str,
+    port: int,
+    env: dict[str, str],
+    *,
+    factory: bool,
+    forwarded_allow_ips: str | None = None,
+    python: str = sys.executable,
+    app_dir: Path = ROOT / "bench",
+) -> subprocess.Popen[bytes]:
+    """uvicorn with the httptools parser, uvloop and one worker; returns once it answers HTTP.
+
+    ``forwarded_allow_ips``: the load balancers whose ``X-Forwarded-For`` names the client, as a
+    deployment behind one configures it (said explicitly, not left to uvicorn's default).
+    ``python``, ``app_dir``: another environment's interpreter and app (a peer installed apart)."""
+    command = [python, "-m", "uvicorn", target, "--port", str(port)]
     command += ["--http", "httptools", "--loop", "uvloop", "--workers", "1"]
-    command += ["--log-level", "warning", "--no-access-log", "--app-dir", str(ROOT / "bench")]
+    command += ["--log-level", "warning", "--no-access-log", "--app-dir", str(app_dir)]
     # Hundreds of queued clients may not reuse a connection within the 5 s default.
     command += ["--timeout-keep-alive", "120"]
+    if forwarded_allow_ips is not None:
+        command += ["--proxy-headers", "--forwarded-allow-ips", forwarded_allow_ips]
     if factory:
         command.append("--factory")
     process = subprocess.Popen(command, cwd=ROOT, env=env)

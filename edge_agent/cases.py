@@ -26,9 +26,22 @@ from mobile_api.contracts.events import (
     canonical_bytes,
     event_kind,
 )
-from mobile_api.contracts.sync import EnforcementItemRef
+from mobile_api.contracts.sync import EnforcementItemRef, ReviewOutcomeRef
 
 NEW_CASE_STATE = "本机新建"
+# Filled by the agent, never by the officer: the event's identity and stamps, and the result of an
+# offline credential check (only the wallet's partner check records one, so the two-officer gate
+# cannot be satisfied by typing a check in).
+TERMINAL_FIELDS = {
+    "id",
+    "case_id",
+    "officers",
+    "terminal_time",
+    "hlc",
+    "kind",
+    "checked_by",
+    "status_list_issued_at",
+}
 
 
 class EventInvalid(EdgeError):
@@ -88,6 +101,13 @@ class Desk:
 
     def cases(self) -> list[CaseRow]:
         return [_case_row(r) for r in self.store.query("SELECT * FROM cases ORDER BY opened_at")]
+
+    def review(self, case_id: str) -> ReviewOutcomeRef | None:
+        """The case's legal review as last pulled; None when the server had none to tell."""
+        row = self.store.one(
+            "SELECT body FROM reference WHERE kind = 'review_outcome' AND key = ?", (case_id,)
+        )
+        return None if row is None else msgspec.json.decode(row["body"], type=ReviewOutcomeRef)
 
     def item(self, code: str) -> EnforcementItemRef:
         row = self.store.one(
@@ -198,21 +218,26 @@ class Desk:
         kind: str,
         fields: dict[str, Any] | None = None,
         officers: list[str] | None = None,
+        *,
+        terminal_fields: dict[str, Any] | None = None,
     ) -> EventBase:
-        """Record one action on a case; the officers default to the case's team."""
+        """Record one action on a case; the officers default to the case's team.
+
+        ``terminal_fields``: what the agent itself found (a credential check), never the officer's
+        input."""
         cls = EVENT_TYPES.get(kind)
         if cls is None or cls is CaseOpened:
             kinds = "、".join(k for k in EVENT_TYPES if k != "case_opened")
             raise EventInvalid(f"未知的事件类型 {kind}，可用：{kinds}", code="kind_unknown")
         case = self.case(case_id)
         team = officers or case.officers
-        fixed = {"id", "case_id", "officers", "terminal_time", "hlc", "kind"}
-        clash = fixed & set(fields or {})
+        clash = TERMINAL_FIELDS & set(fields or {})
         if clash:
             raise EventInvalid(f"这些字段由终端填写：{'、'.join(sorted(clash))}")
-        self._guard(kind, msgspec.structs.replace(case, officers=team), fields or {})
+        values = {**(fields or {}), **(terminal_fields or {})}
+        self._guard(kind, msgspec.structs.replace(case, officers=team), values)
         with self.store.transaction() as db:
-            return self._write(db, cls, {**(fields or {}), "case_id": case.id, "officers": team})
+            return self._write(db, cls, {**values, "case_id": case.id, "officers": team})
 
 
 def _case_row(row: Any) -> CaseRow:

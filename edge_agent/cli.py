@@ -227,7 +227,7 @@ def serve(ctx: click.Context, port: int, sync_interval: float) -> None:
 
 __import__("edge_agent.recording_cli").recording_cli.register(main)  # issue 4: video, upload…
 
-from edge_agent import credential_cli, document_cli  # noqa: E402, F401 (add their commands)
+from edge_agent import case_cli, credential_cli, document_cli  # noqa: E402, F401 (add their commands)
 
 if __name__ == "__main__":
     main()

@@ -31,10 +31,6 @@ class PartnerCheck(msgspec.Struct, frozen=True):
     scanned: str  # the URL or bare token the camera read
 
 
-class PairChecks(msgspec.Struct, frozen=True):
-    on: bool
-
-
 class MakeDocument(msgspec.Struct, frozen=True, kw_only=True):
     kind: str
     facts: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -138,10 +134,6 @@ def routes(home: Path, endpoint: Endpoint) -> list[Route]:
         data = msgspec.json.decode(body, type=PartnerCheck)
         return agent.wallet.check_partner(data.scanned, request.path_params["case_id"])
 
-    def pair_checks(agent: Agent, _: Request, body: bytes) -> Any:
-        agent.wallet.set_pair_checks(msgspec.json.decode(body, type=PairChecks).on)
-        return PairChecks(agent.wallet.pair_checks)
-
     def make_document(agent: Agent, request: Request, body: bytes) -> Any:
         data = msgspec.json.decode(body, type=MakeDocument)
         return agent.papers.generate(data.kind, request.path_params["case_id"], data.facts)
@@ -178,7 +170,6 @@ def routes(home: Path, endpoint: Endpoint) -> list[Route]:
         Route("/card/photo", card_photo, methods=["GET"]),
         Route("/api/card", endpoint(lambda a, r, b: a.wallet.card()), methods=["GET"]),
         Route("/api/cases/{case_id}/partner-check", endpoint(partner_check), methods=["POST"]),
-        Route("/api/pair-checks", endpoint(pair_checks), methods=["PUT"]),
         Route("/api/cases/{case_id}/documents", endpoint(make_document, 201), methods=["POST"]),
         Route(
             "/api/documents",

@@ -1,5 +1,5 @@
-"""``zhifa-edge card``, ``check-partner`` and ``pair-checks``: the officer's e-credential on the
-terminal, offline from what the last login or sync cached (added to the ``zhifa-edge`` group)."""
+"""``zhifa-edge card`` and ``check-partner``: the officer's e-credential on the terminal, offline
+from what the last login or sync cached (added to the ``zhifa-edge`` group)."""
 
 from __future__ import annotations
 
@@ -63,13 +63,3 @@ def check_partner(ctx: click.Context, scanned: str, case_id: str, as_json: bool)
             click.echo(f"已在案件中记录 {len(result.recorded)} 条证件核验")
     if result.verdict != "valid":
         sys.exit(1)
-
-
-@main.command("pair-checks")
-@click.argument("state", type=click.Choice(["on", "off"]))
-@click.pass_context
-def pair_checks(ctx: click.Context, state: str) -> None:
-    """Require (on) or not (off) two passing credential checks before a two-officer action."""
-    with _agent(ctx) as agent:
-        agent.wallet.set_pair_checks(state == "on")
-    click.echo("两人执法核验：" + ("已开启" if state == "on" else "已关闭"))

@@ -9,10 +9,11 @@ Gates (``Desk.guards``):
 
 * the officer's own credential must be valid (and cover the case's 执法类别 and 区域) before he
   opens a case or records an action toward the party;
-* with ``pair_checks`` on, an action that needs two officers (第42条) waits until the case holds a
-  passing check of the officer's own credential and of a partner's, each recorded in the case as a
-  ``credential_shown`` event with ``checked_by``. Cases whose procedure the agency's default
-  one-officer rule covers (当场处理 ending in a warning) are exempt, as on the server.
+* an action that needs two officers (第42条) waits until the case holds a passing check of the
+  officer's own credential and of a partner's, each recorded in the case as a ``credential_shown``
+  event with ``checked_by``. Only ``check_partner`` records such checks (the officer cannot type
+  ``checked_by`` in: ``edge_agent.cases.TERMINAL_FIELDS``). There is no switch: the only exemption
+  is the agencies' default one-officer rule (当场处理 ending in a warning), as on the server.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from mobile_api.contracts.credential import (
     check_own_credential,
     load_policy,
 )
-from mobile_api.contracts.events import EVENT_TYPES, CredentialShown
+from mobile_api.contracts.events import EVENT_TYPES, CredentialShown, DecisionProposed
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS credential_cache (
@@ -53,7 +54,6 @@ CREATE TABLE IF NOT EXISTS credential_cache (
 """
 QR_BATCH_PATH = "/api/credentials/me/qr-batch"
 CACHE_PATH = "/api/credentials/cache"
-PAIR_CHECKS = "pair_checks"  # meta key: "on" makes the two-officer gate refuse unchecked actions
 VERDICT_LABELS = {"valid": "有效", "invalid": "无效", "cannot_confirm": "无法确认"}
 # Kinds that are not actions toward the party, or that are the check itself.
 _UNGATED = {"credential_shown"}
@@ -276,9 +276,8 @@ class Wallet:
             event = self.desk.record(
                 case.id,
                 "credential_shown",
-                {
-                    "credential_number": number,
-                    "scanned": scanned_code,
+                {"credential_number": number, "scanned": scanned_code},
+                terminal_fields={
                     "checked_by": own_number,
                     "status_list_issued_at": shown.status_list_issued_at,
                 },
@@ -298,20 +297,33 @@ class Wallet:
 
     # --- gates ----------------------------------------------------------------------------------
 
-    @property
-    def pair_checks(self) -> bool:
-        return self.store.meta(PAIR_CHECKS) == "on"
-
-    def set_pair_checks(self, on: bool) -> None:
-        with self.store.transaction() as db:
-            db.set_meta(PAIR_CHECKS, "on" if on else "off")
+    def _one_officer_allowed(self, case: CaseRow, fields: dict[str, Any]) -> bool:
+        # The agencies' default rule (mobile_api/cases/rules.py OneOfficerRule): 当场处理 may be
+        # done by one officer when it ends in a warning, judged by the decision being proposed or
+        # else the last one proposed on this terminal (before any, on trust, as on the server).
+        # The server holds and enforces the agency's own rules.
+        if case.procedure != "当场处理":
+            return False
+        penalties = fields.get("penalties")
+        if penalties is None:
+            row = self.store.one(
+                "SELECT body FROM events WHERE case_id = ? AND kind = 'decision_proposed' "
+                "AND status != 'rejected' ORDER BY seq DESC LIMIT 1",
+                (case.id,),
+            )
+            penalties = (
+                None
+                if row is None
+                else msgspec.json.decode(row["body"], type=DecisionProposed).penalties
+            )
+        return penalties is None or set(penalties) <= {"警告"}
 
     def guard(self, kind: str, case: CaseRow, fields: dict[str, Any]) -> None:
         cls = EVENT_TYPES[kind]
         if kind in _UNGATED or not cls.needs_two_officers:
             return
         self.require_own(case)
-        if kind == "case_opened" or not self.pair_checks or _one_officer_allowed(case, fields):
+        if kind == "case_opened" or self._one_officer_allowed(case, fields):
             return
         own = self.session.credential_number
         checks = self.checked_numbers(case.id)
@@ -327,15 +339,6 @@ class Wallet:
                 f"尚缺{'、'.join(missing)}的执法证件核验，"
                 "请先扫描同行执法人员的证件二维码（zhifa-edge check-partner）"
             )
-
-
-def _one_officer_allowed(case: CaseRow, fields: dict[str, Any]) -> bool:
-    # The agencies' default rule (mobile_api/cases/rules.py OneOfficerRule): 当场处理 may be done
-    # by one officer when it ends in a warning; the server holds and enforces the agency's own.
-    if case.procedure != "当场处理":
-        return False
-    penalties = fields.get("penalties")
-    return penalties is None or set(penalties) <= {"警告"}
 
 
 def _local(at: dt.datetime) -> str:

@@ -7,6 +7,11 @@ defaults before that), the working-day calendar from the synced year files, the 
 allocator whose state lives in the store (persisted before a number is used, so never reused).
 After each sync the agent fetches the agency's templates, tops up its number blocks and registers
 the documents made since; the server renders each again and refuses one that differs.
+
+A final decision (``DECISION_KINDS``) of a major decision is neither generated nor served while
+the review outcome last pulled says the review has not approved it (行政处罚法 第58条); the
+server's gate refuses its registration and service anyway, and a registration it refuses for
+that reason stays pending, with the reason, to be registered at a later sync once approved.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from mobile_api.contracts.documents import (
     render,
 )
 from mobile_api.contracts.documents.compose import compose
-from mobile_api.contracts.documents.facts import Organisation, Person
+from mobile_api.contracts.documents.facts import DECISION_KINDS, Organisation, Person
 from mobile_api.contracts.events import (
     RIGHTS_NOTICE,
     CaseOpened,
@@ -113,6 +118,10 @@ class DocumentRefused(EdgeError):
 
 class DocumentUnknown(EdgeError):
     code = "document_unknown"
+
+
+class ReviewRequired(EdgeError):
+    code = "review_required"  # the server's code for the same refusal
 
 
 class _ServerFile(msgspec.Struct, frozen=True):
@@ -269,6 +278,15 @@ class Papers:
             except ServerRefused as exc:
                 if exc.status >= 500:
                     raise
+                if exc.code == ReviewRequired.code:
+                    # Not final: registered again at every sync until review approves it.
+                    with self.store.transaction() as db:
+                        db.execute(
+                            "UPDATE documents SET code = ?, message = ? WHERE id = ?",
+                            (exc.code, exc.message, row["id"]),
+                        )
+                    notes.append(f"{row['title']} {row['number']} 暂不能登记：{exc.message}")
+                    continue
                 with self.store.transaction() as db:
                     db.execute(
                         "UPDATE documents SET registration = 'refused', code = ?, message = ? "
@@ -285,6 +303,19 @@ class Papers:
                 )
             notes.append(f"{row['title']} {row['number']} 已登记，核验地址 {registered.verify_url}")
         return notes
+
+    def require_review(self, case_id: str, action: str) -> None:
+        """Refuse a final decision that the review outcome last pulled blocks, saying why.
+
+        Without an outcome (offline since the decision was proposed, or on-site handling) the
+        server decides when the document is registered and served.
+        """
+        review = self.desk.review(case_id)
+        if review is not None and not review.allowed:
+            raise ReviewRequired(
+                f"重大执法决定未经法制审核通过，不得{action}（{'；'.join(review.reasons)}）；"
+                "审核通过后请联网同步再试"
+            )
 
     # --- facts from the case ------------------------------------------------------------------
 
@@ -348,6 +379,8 @@ class Papers:
                 f"未知的文书种类 {kind}，可用：{'、'.join(DOCUMENT_KINDS)}", code="kind_unknown"
             )
         case = self.desk.case(case_id)
+        if kind in DECISION_KINDS:
+            self.require_review(case.id, "打印正式决定书")
         agency_code = self.store.meta(AGENCY_CODE)
         if not agency_code:
             raise DocumentRefused("本终端尚未同步文书模板和执法机关信息，请联网同步一次")
@@ -473,6 +506,8 @@ class Papers:
         doc = self.document(ref)
         if doc.served_event:
             raise DocumentRefused(f"{doc.title} {doc.number} 已送达", code="already_served")
+        if doc.kind in DECISION_KINDS:
+            self.require_review(doc.case_id, "送达决定书")
         witnesses = [w for w in (witnesses or []) if w.strip()]
         if refused == (signature is not None):
             raise DocumentRefused("请提供当事人的签名图像，或注明当事人拒绝签收（留置送达）")

@@ -17,6 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import msgspec
+
+from mobile_api.contracts.sync import Reference
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
@@ -73,6 +77,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     event_id TEXT NOT NULL UNIQUE REFERENCES events (id)
 );
 """
+_reference = msgspec.json.Decoder(Reference)
 
 
 class Store:
@@ -110,6 +115,11 @@ class Store:
     def meta(self, key: str, default: str = "") -> str:
         row = self.one("SELECT value FROM meta WHERE key = ?", (key,))
         return row["value"] if row else default
+
+    def references(self, kind: str) -> list[Reference]:
+        """The cached reference data of one kind (credentials, templates…) as last pulled."""
+        rows = self.query("SELECT body FROM reference WHERE kind = ? ORDER BY key", (kind,))
+        return [_reference.decode(row["body"]) for row in rows]
 
     def close(self) -> None:
         self.connection.close()

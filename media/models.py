@@ -52,7 +52,7 @@ class Recording(Base):
 
 
 class Upload(Base):
-    """One tus upload. Everything an instance needs to take a PATCH over lives here."""
+    """One upload (tus, or direct to S3). Everything an instance needs to take it over lives here."""
 
     __tablename__ = "media_uploads"
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
@@ -75,6 +75,10 @@ class Upload(Base):
     # Lease: the one request allowed to write (or seal) right now, and until when.
     lease_token: Mapped[str | None] = mapped_column(String(32))
     lease_until: Mapped[dt.datetime | None]
+    # Direct uploads (media.ingest.direct): the S3 multipart upload the terminal sends parts to,
+    # and its part size; None for tus uploads, whose bytes come through us.
+    direct_upload_id: Mapped[str | None] = mapped_column(String(1024))
+    part_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Evidence(Base):

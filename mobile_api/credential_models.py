@@ -1,5 +1,5 @@
-"""Tables of the e-credential (亮证): scans of the public page, status history, signed status lists
-and the fixed-window rate-limit counters of the public verification endpoint."""
+"""Tables of the e-credential (亮证): scans of the public page, status history and signed status
+lists."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime as dt
 import enum
 import uuid
 
-from sqlalchemy import BigInteger, Enum, ForeignKey, Integer, LargeBinary, String, Text, Uuid
+from sqlalchemy import Enum, ForeignKey, Integer, LargeBinary, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.core.models import Base, CredentialStatus, new_id
@@ -34,6 +34,16 @@ class CredentialScan(Base):
     code_issued_at: Mapped[dt.datetime | None]
     client_family: Mapped[str] = mapped_column(String(40))  # e.g. "wechat/android"
     client_network: Mapped[str] = mapped_column(String(50))  # /24 (IPv4) or /48 (IPv6)
+
+
+class PendingScanAnnouncement(Base):
+    """A scan of a genuine, current code of an officer who had an open case, whose 亮证 event is
+    not written yet. Written with the scan, deleted in the transaction that writes the event: a
+    failed write is retried from here (the scan row itself stays as the record of the scan)."""
+
+    __tablename__ = "credential_scan_announcements"
+    scan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("credential_scans.id"), primary_key=True)
+    code_nonce: Mapped[bytes] = mapped_column(LargeBinary)  # one showing of the code: one 亮证
 
 
 class CredentialStatusChange(Base):
@@ -64,13 +74,3 @@ class CredentialStatusList(Base):
     kid: Mapped[str] = mapped_column(String(64))
     document: Mapped[str] = mapped_column(Text)  # the JWS served to terminals
     etag: Mapped[str] = mapped_column(String(64))
-
-
-class RateWindow(Base):
-    """Requests of one client in one fixed window. Rows older than a window are purged."""
-
-    __tablename__ = "credential_rate_windows"
-    # Truncated SHA-256 of the client address: short-lived and never the address itself.
-    client_key: Mapped[str] = mapped_column(String(32), primary_key=True)
-    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)
-    hits: Mapped[int] = mapped_column(Integer)

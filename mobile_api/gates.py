@@ -7,6 +7,10 @@ disclosure. ``server.app`` puts a ``CaseHooks`` in the application state under `
 * ``serve_checks`` run inside the push's transaction before a decision document is served; one
   that raises a ``ZhifaError`` refuses that event (stored as rejected with the error's code and
   message, shown on the terminal's refused list) and the rest of the batch goes on.
+* ``print_checks`` run inside the transaction that registers a final decision printed on a
+  terminal (``POST /api/documents``, kinds ``penalty_decision`` / ``onsite_decision``); one that
+  raises a ``ZhifaError`` refuses the registration with its code and message, and the terminal
+  keeps the document to register again at a later sync.
 * ``served_listeners`` hear each accepted decision service after the push committed; a failure is
   logged and does not undo the push.
 * ``change_listeners`` run inside the transaction that records a change of a served decision
@@ -45,6 +49,15 @@ class DecisionServed(msgspec.Struct, frozen=True, kw_only=True):
     served_at: dt.datetime  # server time
 
 
+class FinalDecisionPrinted(msgspec.Struct, frozen=True, kw_only=True):
+    """A final decision document the terminal printed, about to be registered."""
+
+    case_id: uuid.UUID
+    agency_id: uuid.UUID  # the registering officer's
+    kind: str  # penalty_decision, onsite_decision
+    number: str
+
+
 class DecisionChange(msgspec.Struct, frozen=True, kw_only=True):
     """A served decision was changed, revoked, confirmed illegal or confirmed void."""
 
@@ -60,6 +73,7 @@ class DecisionChange(msgspec.Struct, frozen=True, kw_only=True):
 
 # ``proposal`` is the decision proposed earlier in the same push (not stored yet), else None.
 ServeCheck = Callable[[AsyncSession, CaseFile, DecisionProposed | None], Awaitable[None]]
+PrintCheck = Callable[[AsyncSession, FinalDecisionPrinted], Awaitable[None]]
 ServedListener = Callable[[DecisionServed], Awaitable[None]]
 ChangeListener = Callable[[AsyncSession, DecisionChange], Awaitable[None]]
 
@@ -67,6 +81,7 @@ ChangeListener = Callable[[AsyncSession, DecisionChange], Awaitable[None]]
 @dataclass(frozen=True)
 class CaseHooks:
     serve_checks: Sequence[ServeCheck] = ()
+    print_checks: Sequence[PrintCheck] = ()
     served_listeners: Sequence[ServedListener] = ()
     change_listeners: Sequence[ChangeListener] = ()
 
@@ -75,6 +90,10 @@ class CaseHooks:
     ) -> None:
         for check in self.serve_checks:
             await check(session, file, proposal)
+
+    async def check_printing(self, session: AsyncSession, printed: FinalDecisionPrinted) -> None:
+        for check in self.print_checks:
+            await check(session, printed)
 
     async def served(self, decisions: Sequence[DecisionServed]) -> None:
         for decision in decisions:

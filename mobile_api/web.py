@@ -29,4 +29,6 @@ class AreaContext(Protocol):
 # Route declarations used across this area (credentials too).
 OFFICER_ON_TERMINAL = roles.allow(Role.OFFICER)
 CASE_READERS = roles.allow(*roles.STAFF_READERS)
+# The same readers in the staff console, with its session cookie.
+CASE_CONSOLE = roles.allow_console(roles.CONSOLE_COOKIE, *roles.STAFF_READERS)
 ADMINS = roles.allow(*roles.ADMINS)

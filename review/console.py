@@ -25,9 +25,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from litestar import Controller, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.enums import MediaType
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.response import Redirect
 
 from review import services
@@ -150,7 +151,7 @@ def console_error(request: Request[Any, Any, Any], exc: ZhifaError) -> Response[
 
 def _safe_next(target: str) -> str:
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not parts.path.startswith(HOME):
+    if parts.scheme or parts.netloc or not parts.path.startswith((HOME, "/console/cases")):
         return HOME
     return target
 
@@ -181,7 +182,7 @@ class ConsoleAuthController(Controller):
 
     @get("/login", opt=PUBLIC)
     async def login_page(
-        self, next_: Annotated[str, Parameter(query="next")] = ""
+        self, next_: Annotated[str, QueryParameter(name="next")] = ""
     ) -> Response[str]:
         return self._login_page(next_=next_ or HOME)
 
@@ -303,8 +304,8 @@ class ConsoleController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        principal: Principal,
-        show: Annotated[services.Scope, Parameter(query="scope")] = "open",
+        principal: NamedDependency[Principal],
+        show: Annotated[services.Scope, QueryParameter(name="scope")] = "open",
     ) -> Response[str]:
         context = context_of(state)
         viewer = await _viewer(context, request, principal)
@@ -325,7 +326,7 @@ class ConsoleController(Controller):
 
     @get("/overdue", opt=console_roles(*CONSOLE_ROLES))
     async def overdue(
-        self, request: Request[Any, Any, Any], state: State, principal: Principal
+        self, request: Request[Any, Any, Any], state: State, principal: NamedDependency[Principal]
     ) -> Response[str]:
         context = context_of(state)
         viewer = await _viewer(context, request, principal)
@@ -403,8 +404,8 @@ class ConsoleController(Controller):
         case_id: uuid.UUID,
         request: Request[Any, Any, Any],
         state: State,
-        principal: Principal,
-        round_: Annotated[int | None, Parameter(query="round", ge=1)] = None,
+        principal: NamedDependency[Principal],
+        round_: Annotated[int | None, QueryParameter(name="round", ge=1)] = None,
         msg: str = "",
     ) -> Response[str]:
         return await self._case_page(
@@ -425,13 +426,11 @@ class ConsoleController(Controller):
         form = {key: str(value) for key, value in (await request.form()).items()}
         try:
             async with context.database.transaction() as session:
-                event = await work(session, await context.keyring(), context.clock.now(), form)
+                await work(session, await context.keyring(), context.clock.now(), form)
         except (ValidationFailed, Conflict, PermissionDenied) as exc:
             return await self._case_page(
                 state, request, principal, case_id, error=exc.message, form=form, status=exc.status
             )
-        if event is not None:
-            await wiring_of(state).concluded(event)
         return _back(case_id, done)
 
     @post("/cases/{case_id:uuid}/take", opt=console_roles(Role.REVIEWER), status_code=200)
@@ -440,7 +439,7 @@ class ConsoleController(Controller):
         case_id: uuid.UUID,
         request: Request[Any, Any, Any],
         state: State,
-        principal: Principal,
+        principal: NamedDependency[Principal],
     ) -> Response[Any]:
         async def work(session: Any, keyring: Any, now: dt.datetime, _: dict[str, str]) -> None:
             await services.take(session, keyring, case_id, principal, now)
@@ -453,7 +452,7 @@ class ConsoleController(Controller):
         case_id: uuid.UUID,
         request: Request[Any, Any, Any],
         state: State,
-        principal: Principal,
+        principal: NamedDependency[Principal],
     ) -> Response[Any]:
         async def work(session: Any, keyring: Any, now: dt.datetime, form: dict[str, str]) -> None:
             await services.assign(
@@ -468,7 +467,7 @@ class ConsoleController(Controller):
         case_id: uuid.UUID,
         request: Request[Any, Any, Any],
         state: State,
-        principal: Principal,
+        principal: NamedDependency[Principal],
     ) -> Response[Any]:
         """The one review form: save the checklist, agree, return with problems, or ask for more."""
         form = await request.form()
@@ -476,13 +475,14 @@ class ConsoleController(Controller):
         if action not in ACTIONS:
             raise ValidationFailed("未知的操作", field="action")
 
-        async def work(session: Any, keyring: Any, now: dt.datetime, values: dict[str, str]) -> Any:
+        async def work(
+            session: Any, keyring: Any, now: dt.datetime, values: dict[str, str]
+        ) -> None:
             answers, problems = _form_answers(values)
             if action == "save":
                 await services.save_checklist(session, keyring, case_id, principal, answers, now)
-                return None
-            if action == "supplement":
-                return await services.request_supplement(
+            elif action == "supplement":
+                await services.request_supplement(
                     session,
                     keyring,
                     case_id,
@@ -491,17 +491,18 @@ class ConsoleController(Controller):
                     due_on=_parse_date(values.get("supplement_due", "")),
                     now=now,
                 )
-            return await services.give_opinion(
-                session,
-                keyring,
-                case_id,
-                principal,
-                outcome=Outcome.AGREE if action == "agree" else Outcome.PROBLEMS,
-                opinion=values.get("opinion", ""),
-                problems=problems,
-                checklist=answers,
-                now=now,
-            )
+            else:
+                await services.give_opinion(
+                    session,
+                    keyring,
+                    case_id,
+                    principal,
+                    outcome=Outcome.AGREE if action == "agree" else Outcome.PROBLEMS,
+                    opinion=values.get("opinion", ""),
+                    problems=problems,
+                    checklist=answers,
+                    now=now,
+                )
 
         done = {"save": "saved", "agree": "approved", "problems": "returned"}.get(action, action)
         return await self._act(state, request, principal, case_id, work, done)
@@ -516,7 +517,7 @@ class ConsoleController(Controller):
         case_id: uuid.UUID,
         request: Request[Any, Any, Any],
         state: State,
-        principal: Principal,
+        principal: NamedDependency[Principal],
     ) -> Response[Any]:
         async def work(session: Any, keyring: Any, now: dt.datetime, form: dict[str, str]) -> None:
             await services.escalate(
@@ -531,14 +532,14 @@ class ConsoleController(Controller):
         case_id: uuid.UUID,
         request: Request[Any, Any, Any],
         state: State,
-        principal: Principal,
+        principal: NamedDependency[Principal],
     ) -> Response[Any]:
-        async def work(session: Any, keyring: Any, now: dt.datetime, form: dict[str, str]) -> Any:
+        async def work(session: Any, keyring: Any, now: dt.datetime, form: dict[str, str]) -> None:
             try:
                 outcome = EscalationOutcome(form.get("outcome", ""))
             except ValueError:
                 raise ValidationFailed("请选择协调决定", field="outcome") from None
-            return await services.decide_escalation(
+            await services.decide_escalation(
                 session,
                 keyring,
                 case_id,
@@ -557,7 +558,7 @@ class ConsoleController(Controller):
         case_id: uuid.UUID,
         request: Request[Any, Any, Any],
         state: State,
-        principal: Principal,
+        principal: NamedDependency[Principal],
     ) -> Response[Any]:
         calendar = await context_of(state).calendar()
 
@@ -580,7 +581,11 @@ class ConsoleController(Controller):
         opt=console_roles(*CONSOLE_ROLES, Role.SYSTEM_ADMIN),
     )
     async def evidence(
-        self, case_id: uuid.UUID, evidence_id: str, state: State, principal: Principal
+        self,
+        case_id: uuid.UUID,
+        evidence_id: str,
+        state: State,
+        principal: NamedDependency[Principal],
     ) -> Redirect:
         """Each view is written to the ledger before the player gets the file's address."""
         context = context_of(state)

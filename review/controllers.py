@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 import msgspec
 from litestar import Controller, get, post, put
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, QueryParameter
 
 from review import rulefiles, services
 from review.gate import decision_gate
@@ -99,8 +100,8 @@ class ReviewController(Controller):
     async def queue(
         self,
         state: State,
-        principal: Principal,
-        show: Annotated[services.Scope, Parameter(query="scope")] = "open",
+        principal: NamedDependency[Principal],
+        show: Annotated[services.Scope, QueryParameter(name="scope")] = "open",
     ) -> list[QueueItem]:
         context = context_of(state)
         calendar = await context.calendar()
@@ -115,7 +116,7 @@ class ReviewController(Controller):
             )
 
     @get("/overdue", opt=allow(*STAFF), summary="Overdue reviews of my agency (report)")
-    async def overdue(self, state: State, principal: Principal) -> OverdueReport:
+    async def overdue(self, state: State, principal: NamedDependency[Principal]) -> OverdueReport:
         context = context_of(state)
         calendar = await context.calendar()
         async with context.database.transaction() as session:
@@ -128,7 +129,9 @@ class ReviewController(Controller):
         opt=allow(*READERS),
         summary="A case's review record: routing, discretion check, rounds, escalations",
     )
-    async def case(self, case_id: uuid.UUID, state: State, principal: Principal) -> ReviewView:
+    async def case(
+        self, case_id: uuid.UUID, state: State, principal: NamedDependency[Principal]
+    ) -> ReviewView:
         return await _view(context_of(state), case_id, principal)
 
     @get(
@@ -136,7 +139,9 @@ class ReviewController(Controller):
         opt=allow(*READERS),
         summary="May the case's decision be issued, printed as final, served or published?",
     )
-    async def gate(self, case_id: uuid.UUID, state: State, principal: Principal) -> GateStatus:
+    async def gate(
+        self, case_id: uuid.UUID, state: State, principal: NamedDependency[Principal]
+    ) -> GateStatus:
         async with context_of(state).database.transaction() as session:
             # The gate tells no more than the review record, so the same people may read it.
             await services.readable_record(session, case_id, principal)
@@ -148,7 +153,9 @@ class ReviewController(Controller):
         status_code=200,
         summary="Route the case's proposed decision again (after a new catalog or a new flag)",
     )
-    async def route(self, case_id: uuid.UUID, state: State, principal: Principal) -> ReviewView:
+    async def route(
+        self, case_id: uuid.UUID, state: State, principal: NamedDependency[Principal]
+    ) -> ReviewView:
         context = context_of(state)
         async with context.database.transaction() as session:
             await services.reroute(
@@ -168,7 +175,11 @@ class ReviewController(Controller):
         summary="Submit (or resubmit) the case for review with its materials as they stand",
     )
     async def submit(
-        self, case_id: uuid.UUID, data: SubmitRequest, state: State, principal: Principal
+        self,
+        case_id: uuid.UUID,
+        data: JSONBody[SubmitRequest],
+        state: State,
+        principal: NamedDependency[Principal],
     ) -> ReviewView:
         context = context_of(state)
         calendar = await context.calendar()
@@ -191,7 +202,9 @@ class ReviewController(Controller):
         status_code=200,
         summary="Take the case from the queue",
     )
-    async def take(self, case_id: uuid.UUID, state: State, principal: Principal) -> ReviewView:
+    async def take(
+        self, case_id: uuid.UUID, state: State, principal: NamedDependency[Principal]
+    ) -> ReviewView:
         context = context_of(state)
         async with context.database.transaction() as session:
             await services.take(
@@ -206,7 +219,11 @@ class ReviewController(Controller):
         summary="Hand the case to a reviewer",
     )
     async def assign(
-        self, case_id: uuid.UUID, data: AssignRequest, state: State, principal: Principal
+        self,
+        case_id: uuid.UUID,
+        data: JSONBody[AssignRequest],
+        state: State,
+        principal: NamedDependency[Principal],
     ) -> ReviewView:
         context = context_of(state)
         async with context.database.transaction() as session:
@@ -226,7 +243,11 @@ class ReviewController(Controller):
         summary="Save checklist answers (a draft; the opinion needs every item)",
     )
     async def checklist(
-        self, case_id: uuid.UUID, data: ChecklistRequest, state: State, principal: Principal
+        self,
+        case_id: uuid.UUID,
+        data: JSONBody[ChecklistRequest],
+        state: State,
+        principal: NamedDependency[Principal],
     ) -> ReviewView:
         context = context_of(state)
         async with context.database.transaction() as session:
@@ -247,11 +268,15 @@ class ReviewController(Controller):
         summary="The written opinion: 同意, or 存在问题 with each problem",
     )
     async def opinion(
-        self, case_id: uuid.UUID, data: OpinionRequest, state: State, principal: Principal
+        self,
+        case_id: uuid.UUID,
+        data: JSONBody[OpinionRequest],
+        state: State,
+        principal: NamedDependency[Principal],
     ) -> ReviewView:
         context = context_of(state)
         async with context.database.transaction() as session:
-            event = await services.give_opinion(
+            await services.give_opinion(
                 session,
                 await context.keyring(),
                 case_id,
@@ -262,7 +287,6 @@ class ReviewController(Controller):
                 checklist=data.checklist,
                 now=context.clock.now(),
             )
-        await wiring_of(state).concluded(event)
         return await _view(context, case_id, principal)
 
     @post(
@@ -272,11 +296,15 @@ class ReviewController(Controller):
         summary="Send the materials back as incomplete, with what to add and by when (补充材料)",
     )
     async def supplement(
-        self, case_id: uuid.UUID, data: SupplementRequest, state: State, principal: Principal
+        self,
+        case_id: uuid.UUID,
+        data: JSONBody[SupplementRequest],
+        state: State,
+        principal: NamedDependency[Principal],
     ) -> ReviewView:
         context = context_of(state)
         async with context.database.transaction() as session:
-            event = await services.request_supplement(
+            await services.request_supplement(
                 session,
                 await context.keyring(),
                 case_id,
@@ -285,7 +313,6 @@ class ReviewController(Controller):
                 due_on=data.due_on,
                 now=context.clock.now(),
             )
-        await wiring_of(state).concluded(event)
         return await _view(context, case_id, principal)
 
     @post(
@@ -295,7 +322,11 @@ class ReviewController(Controller):
         summary="Handler or reviewer asks the responsible person to decide (协调机制)",
     )
     async def escalate(
-        self, case_id: uuid.UUID, data: EscalateRequest, state: State, principal: Principal
+        self,
+        case_id: uuid.UUID,
+        data: JSONBody[EscalateRequest],
+        state: State,
+        principal: NamedDependency[Principal],
     ) -> ReviewView:
         context = context_of(state)
         async with context.database.transaction() as session:
@@ -316,11 +347,15 @@ class ReviewController(Controller):
         summary="Record the responsible person's decision on an escalation",
     )
     async def decide(
-        self, case_id: uuid.UUID, data: EscalationDecision, state: State, principal: Principal
+        self,
+        case_id: uuid.UUID,
+        data: JSONBody[EscalationDecision],
+        state: State,
+        principal: NamedDependency[Principal],
     ) -> ReviewView:
         context = context_of(state)
         async with context.database.transaction() as session:
-            event = await services.decide_escalation(
+            await services.decide_escalation(
                 session,
                 await context.keyring(),
                 case_id,
@@ -330,7 +365,6 @@ class ReviewController(Controller):
                 responsible_person=data.responsible_person,
                 now=context.clock.now(),
             )
-        await wiring_of(state).concluded(event)
         return await _view(context, case_id, principal)
 
     @get(
@@ -339,7 +373,10 @@ class ReviewController(Controller):
         summary="Versions of my agency's review catalog or discretion benchmarks",
     )
     async def rule_files(
-        self, kind: Literal["catalog", "benchmarks"], state: State, principal: Principal
+        self,
+        kind: Literal["catalog", "benchmarks"],
+        state: State,
+        principal: NamedDependency[Principal],
     ) -> list[rulefiles.FileInfo]:
         async with context_of(state).database.transaction() as session:
             return await rulefiles.versions(session, _agency(principal), kind)
@@ -353,9 +390,9 @@ class ReviewController(Controller):
     async def load_rule_file(
         self,
         kind: Literal["catalog", "benchmarks"],
-        data: RuleFileUpload,
+        data: JSONBody[RuleFileUpload],
         state: State,
-        principal: Principal,
+        principal: NamedDependency[Principal],
     ) -> rulefiles.FileInfo:
         context = context_of(state)
         async with context.database.transaction() as session:

@@ -30,15 +30,13 @@ class ReviewRequired(ZhifaError):
     title = "重大执法决定未经法制审核通过"
 
 
-async def decision_gate(session: AsyncSession, case_id: uuid.UUID) -> GateStatus:
-    record = await session.get(ReviewCase, case_id)
+NOT_ROUTED = "该案件的拟处理决定尚未按法制审核目录清单判定是否属于重大执法决定"
+
+
+def status_of(record: ReviewCase | None) -> GateStatus:
+    """The gate's answer from a case's review record (None: never routed)."""
     if record is None:
-        return GateStatus(
-            major=True,
-            approved=False,
-            routed=False,
-            reasons=["该案件的拟处理决定尚未按法制审核目录清单判定是否属于重大执法决定"],
-        )
+        return GateStatus(major=True, approved=False, routed=False, reasons=[NOT_ROUTED])
     reasons = [f"{m['label']}：{m['detail']}" for m in record.matches]
     if not record.major:
         return GateStatus(major=False, approved=False, reasons=["不属于重大执法决定"])
@@ -53,16 +51,24 @@ async def decision_gate(session: AsyncSession, case_id: uuid.UUID) -> GateStatus
     return GateStatus(major=True, approved=approved, reasons=reasons)
 
 
+async def decision_gate(session: AsyncSession, case_id: uuid.UUID) -> GateStatus:
+    return status_of(await session.get(ReviewCase, case_id))
+
+
+def refusal(case_id: uuid.UUID, action: GateAction, reasons: list[str]) -> ReviewRequired:
+    return ReviewRequired(
+        f"重大执法决定未经法制审核通过，不得{action}（{'；'.join(reasons)}）",
+        case_id=str(case_id),
+        action=str(action),
+        reasons=reasons,
+    )
+
+
 async def require_review_passed(
     session: AsyncSession, case_id: uuid.UUID, action: GateAction
 ) -> GateStatus:
     """Raise ``ReviewRequired`` unless the case's decision may go through ``action`` now."""
     status = await decision_gate(session, case_id)
     if not status.allowed:
-        raise ReviewRequired(
-            f"重大执法决定未经法制审核通过，不得{action}（{'；'.join(status.reasons)}）",
-            case_id=str(case_id),
-            action=str(action),
-            reasons=status.reasons,
-        )
+        raise refusal(case_id, action, status.reasons)
     return status

@@ -335,15 +335,3 @@ class GateStatus(_Struct, kw_only=True, frozen=True):
     @property
     def allowed(self) -> bool:
         return self.routed and (not self.major or self.approved)
-
-
-class ReviewConcluded(_Struct, kw_only=True, frozen=True):
-    """Emitted after commit when a review approves or returns a case (wired in server.app)."""
-
-    case_id: uuid.UUID
-    agency_id: uuid.UUID
-    round: int
-    outcome: str  # an Outcome or an EscalationOutcome value
-    approved: bool
-    at: dt.datetime
-    problems: list[Problem] = msgspec.field(default_factory=list)

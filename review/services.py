@@ -49,7 +49,6 @@ from review.schemas import (
     ProposedDecision,
     QueueItem,
     ReviewCaseFile,
-    ReviewConcluded,
     ReviewState,
     ReviewView,
     RoundView,
@@ -572,7 +571,7 @@ async def give_opinion(
     problems: list[Problem],
     checklist: dict[str, CheckAnswer],
     now: dt.datetime,
-) -> ReviewConcluded:
+) -> ReviewCase:
     """The written opinion: 同意, or 存在问题 with each problem (each failed item explained)."""
     if outcome not in (Outcome.AGREE, Outcome.PROBLEMS):
         raise ValidationFailed("审核意见应为“同意”或“存在问题”", field="outcome")
@@ -622,15 +621,7 @@ async def give_opinion(
         },
         now,
     )
-    return ReviewConcluded(
-        case_id=record.case_id,
-        agency_id=record.agency_id,
-        round=current.number,
-        outcome=str(outcome),
-        approved=outcome == Outcome.AGREE,
-        at=now,
-        problems=problems,
-    )
+    return record
 
 
 async def request_supplement(
@@ -642,7 +633,7 @@ async def request_supplement(
     request: str,
     due_on: dt.date,
     now: dt.datetime,
-) -> ReviewConcluded:
+) -> ReviewCase:
     """Send the materials back as incomplete: what to add, and by when (补充材料)."""
     record, current, _ = await _reviewing(session, case_id, principal, "要求补充材料")
     if not request.strip():
@@ -660,14 +651,7 @@ async def request_supplement(
         {"request": current.supplement_request, "due_on": due_on.isoformat()},
         now,
     )
-    return ReviewConcluded(
-        case_id=record.case_id,
-        agency_id=record.agency_id,
-        round=current.number,
-        outcome=str(Outcome.SUPPLEMENT),
-        approved=False,
-        at=now,
-    )
+    return record
 
 
 # --- coordination (协调机制) -------------------------------------------------------------------------
@@ -719,7 +703,7 @@ async def decide_escalation(
     decision: str,
     responsible_person: str,
     now: dt.datetime,
-) -> ReviewConcluded:
+) -> ReviewCase:
     """Record the responsible person's decision; 同意作出决定 lets the decision reviewed be made."""
     record = await _record(session, case_id, lock=True)
     user = await _user(session, principal)
@@ -760,14 +744,7 @@ async def decide_escalation(
         },
         now,
     )
-    return ReviewConcluded(
-        case_id=record.case_id,
-        agency_id=record.agency_id,
-        round=current.number,
-        outcome=str(outcome),
-        approved=approved,
-        at=now,
-    )
+    return record
 
 
 # --- evidence -------------------------------------------------------------------------------------

@@ -1,17 +1,16 @@
-"""What review needs from the rest of the system, as small interfaces that server.app wires.
+"""What review needs from the rest of the system, as a small interface that server.app wires.
 
 Review does not import the case area. ``server.app`` puts a ``ReviewWiring`` into the app state
-under ``WIRING_KEY``: a ``CaseFileSource`` that reads the case area, and listeners called after a
-review approved or returned a case (for example: let the decision be issued, tell the terminal).
-Until then the default wiring reads the case file recorded with the last proposed decision
-(``route_proposal`` keeps it) and has no listeners.
+under ``WIRING_KEY`` with a ``CaseFileSource`` that reads the case area. Until then the default
+wiring reads the case file recorded with the last proposed decision (``route_proposal`` keeps it).
+
+Nothing is notified when a review concludes: the terminals read the outcome from the review
+record at every pull (``review.outcomes``), the issue gate and disclosure ask the gate each time.
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,13 +18,10 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from review.models import ReviewCase
-from review.schemas import ReviewCaseFile, ReviewConcluded
+from review.schemas import ReviewCaseFile
 from server.core.auth import Principal
 
 WIRING_KEY = "review_wiring"
-log = logging.getLogger("zhifa.review")
-
-Listener = Callable[[ReviewConcluded], Awaitable[None]]
 
 
 class CaseFileSource(Protocol):
@@ -59,19 +55,9 @@ class RecordedCaseFiles:
         return items[0].playback_url or None if items else None
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReviewWiring:
     case_files: CaseFileSource = field(default_factory=RecordedCaseFiles)
-    on_approved: list[Listener] = field(default_factory=list)
-    on_returned: list[Listener] = field(default_factory=list)
-
-    async def concluded(self, event: ReviewConcluded) -> None:
-        """Tell the listeners, after commit. The review stands whatever a listener does."""
-        for listener in self.on_approved if event.approved else self.on_returned:
-            try:
-                await listener(event)
-            except Exception:
-                log.exception("review listener %r failed for case %s", listener, event.case_id)
 
 
 DEFAULT_WIRING = ReviewWiring()

@@ -10,10 +10,9 @@ from server.core.clock import Clock
 from server.core.db import Database
 from server.core.keys import KeyRing
 from server.core.models import Role
+from server.core.roles import CONSOLE_COOKIE as CONSOLE_COOKIE
 from server.core.roles import allow_console
 from server.core.settings import Settings
-
-CONSOLE_COOKIE = "zhifa_console"
 
 
 def console_roles(*admitted: Role) -> dict[str, Any]:

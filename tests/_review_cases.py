@@ -13,6 +13,7 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mobile_api.contracts import events as ev
 from review.schemas import (
     CaseDocument,
     CaseOfficer,
@@ -24,6 +25,7 @@ from review.schemas import (
 )
 from server.core.auth import Principal
 from server.core.models import Agency
+from tests._case_events import Writer, push_ok
 
 DEMO_OFFICERS = (("13010001", "张明"), ("13010002", "李华"))
 
@@ -142,3 +144,43 @@ class CaseFilesInMemory:
 
 async def demo_agency_id(session: AsyncSession) -> uuid.UUID:
     return await session.scalar(select(Agency.id).where(Agency.code == "demo"))
+
+
+async def decision_on_server(
+    client: Any,
+    terminal: Any,
+    clock: Any,
+    case_id: uuid.UUID,
+    *,
+    party: ev.Person | ev.Organisation,
+    fine_yuan: Decimal,
+    penalties: tuple[str, ...] = ("罚款",),
+    procedure: str = "立案",
+) -> None:
+    """A case pushed from a terminal up to its proposed decision (the party waived in writing)."""
+    write = Writer("d0c0ffee", clock)
+    results = await push_ok(
+        client,
+        terminal,
+        [
+            write.open(case_id, procedure=procedure),
+            write(ev.PartyIdentified, case_id, party_id=uuid.uuid4(), party=party),
+            write(
+                ev.NoticeServed,
+                case_id,
+                facts="未经许可擅自从事娱乐场所经营活动",
+                proposed=f"罚款人民币{fine_yuan}元",
+                hearing_right=True,
+            ),
+            write(ev.StatementReceived, case_id, waived=True, in_writing=True),
+            write(
+                ev.DecisionProposed,
+                case_id,
+                penalties=list(penalties),
+                fine_yuan=fine_yuan,
+                facts="当事人未经许可擅自从事娱乐场所经营活动",
+                legal_basis="《娱乐场所管理条例》第四十一条",
+            ),
+        ],
+    )
+    assert [r.outcome for r in results] == ["accepted"] * 5, results

@@ -7,10 +7,15 @@ import base64
 import datetime as dt
 import hashlib
 import shutil
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
+import httpx
 import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -27,7 +32,7 @@ from server.app.context import AppContext
 from server.core.clock import FrozenClock
 from server.core.db import Database
 from server.core.settings import load_settings
-from tests.conftest import PG_HOST, PG_PORT, _pg_admin, require_postgres
+from tests.conftest import PG_HOST, PG_PORT, _pg_admin, free_port, require_postgres
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTETS = "application/offset+octet-stream"
@@ -99,6 +104,20 @@ def written(
         )
     )
     return directory
+
+
+# An MPEG-TS null packet (PID 0x1FFF): demuxers skip it, so padding a stream with it keeps it valid.
+TS_NULL_PACKET = b"\x47\x1f\xff\x10" + b"\xff" * 184
+
+
+def padded(root: Path, key: Ed25519PrivateKey, terminal_id: str, at_least: int) -> RecordingDir:
+    """A real (short) recording followed by a segment of MPEG-TS null packets, so that it is at
+    least `at_least` bytes (S3 parts are 5 MiB at least) and still decodes."""
+    source = record(root / "source", key, terminal_id)
+    segments = [source.read_segment(s) for s in source.load_chain().segments]
+    missing = max(0, at_least - sum(map(len, segments)))
+    segments.append(TS_NULL_PACKET * (missing // len(TS_NULL_PACKET) + 1))
+    return written(root, key, terminal_id, segments)
 
 
 def concatenated(directory: RecordingDir) -> bytes:
@@ -188,3 +207,54 @@ def database_url(
         yield f"{base}/{name}"
     finally:
         asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# -- S3: moto's server mode on 127.0.0.1, a real HTTP endpoint ------------------------------------
+
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "zhifa-test",
+    "AWS_SECRET_ACCESS_KEY": "zhifa-test-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+# Fixtures named apart from their functions: a test module imports the function and takes the
+# fixture as a parameter without shadowing the import.
+@pytest.fixture(scope="session", name="moto_endpoint")
+def moto_endpoint_fixture() -> Iterator[str]:
+    """moto's S3 server in its own process, as a real HTTP endpoint."""
+    port = free_port()
+    server = Path(sys.executable).with_name("moto_server")
+    process = subprocess.Popen(
+        [str(server), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(name="s3_credentials")
+def s3_credentials_fixture(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in S3_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+
+
+def new_bucket(endpoint: str, *, object_lock: bool) -> str:
+    name = f"zhifa-{uuid.uuid4().hex[:16]}"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=object_lock)
+    return name

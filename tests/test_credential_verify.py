@@ -33,6 +33,7 @@ from server.app.context import AppContext
 from server.core import accounts
 from server.core.keys import rotate_signing_key
 from server.core.models import Agency, Credential, LedgerEntry, Role
+from tests._case_events import Writer, push_ok
 from tests.conftest import enroll_and_login, login
 
 PHONE = (
@@ -325,39 +326,48 @@ async def check_concurrent_scans(client, context):
     assert len(await scans(context)) == 30
 
 
-async def check_scan_listener(client, context):
-    seen: asyncio.Queue[verification.CredentialScanned] = asyncio.Queue()
+async def check_scan_listener(client, context, terminal):
+    """Only scans of an officer with an open case are announced (a 亮证 event of that case)."""
+    seen: asyncio.Queue[list[verification.CredentialScanned]] = asyncio.Queue()
 
-    async def listener(event: verification.CredentialScanned) -> None:
-        await seen.put(event)
+    async def listener(scanned: list[verification.CredentialScanned]) -> None:
+        await seen.put(scanned)
 
-    async def broken(event: verification.CredentialScanned) -> None:
+    async def broken(scanned: list[verification.CredentialScanned]) -> None:
         raise RuntimeError("a failing listener must not reach the party")
 
+    write = Writer("a1b2c3d4", context.clock)
+    opened = await push_ok(client, terminal, [write.open()])
+    assert opened[0].outcome == "accepted", opened
     verification.scan_listeners.extend([broken, listener])
     try:
-        token = await make_token(context, "13010005")
+        token = await make_token(context, "13010002")
         expired = await make_token(
-            context, "13010005", issued=context.clock.now() - dt.timedelta(hours=1)
+            context, "13010002", issued=context.clock.now() - dt.timedelta(hours=1)
         )
+        no_case = await make_token(context, "13010006")
         assert (await client.get(f"/v/{expired}")).status_code == 410
+        assert (await client.get(f"/v/{no_case}", headers=JSON)).status_code == 200
         assert (await client.get(f"/v/{token}", headers={"User-Agent": PHONE})).status_code == 200
-        event = await asyncio.wait_for(seen.get(), 5)
+        (event,) = await asyncio.wait_for(seen.get(), 5)
     finally:
         verification.scan_listeners.remove(broken)
         verification.scan_listeners.remove(listener)
-    credential = await credential_of(context, "13010005")
-    assert event.credential_number == "13010005" and event.credential_id == credential.id
+    credential = await credential_of(context, "13010002")
+    assert event.credential_number == "13010002" and event.credential_id == credential.id
     assert event.officer_id == credential.officer_id and event.agency_id == credential.agency_id
     assert event.scanned_at == context.clock.now()
     assert event.client_family == "wechat/android"
-    assert seen.empty()  # the expired code was no 亮证
+    assert event.code_nonce == parse_token(token)[0].nonce
+    assert seen.empty()  # neither the expired code nor the officer without a case
     recorded = [
         s
         for s in await scans(context)
         if s.outcome is ScanOutcome.VALID and s.credential_id == credential.id
     ]
     assert event.scan_id in {s.id for s in recorded}
+    no_case_officer = await credential_of(context, "13010006")
+    assert any(s.credential_id == no_case_officer.id for s in await scans(context))
 
 
 async def check_status_actions(client, context, clock):
@@ -598,9 +608,11 @@ async def test_refusals_key_rotation_and_status_actions(client, seeded, context,
     await check_status_actions(client, context, clock)
 
 
-async def test_scans_concurrency_listener_and_rate_limit(client, seeded, context, monkeypatch):
+async def test_scans_concurrency_listener_and_rate_limit(
+    client, seeded, context, officer_terminal, monkeypatch
+):
     # The verifier reads its policy when the first request reaches it.
     monkeypatch.setenv("ZHIFA_CREDENTIAL_RATE_LIMIT_REQUESTS", "40")
     await check_concurrent_scans(client, context)
-    await check_scan_listener(client, context)
+    await check_scan_listener(client, context, officer_terminal)
     await check_rate_limit(client, context, limit=40)

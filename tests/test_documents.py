@@ -27,6 +27,7 @@ import pytest
 import zxingcpp
 from PIL import Image, ImageDraw
 
+from mobile_api.contracts import events as ev
 from mobile_api.contracts.calendar import WorkingDayCalendar
 from mobile_api.contracts.documents import (
     AgencyInfo,
@@ -64,6 +65,8 @@ from mobile_api.contracts.documents import (
 from mobile_api.contracts.documents.templates import default_template_text
 from server.app import demo
 from server.app.context import AppContext
+from server.core.clock import Clock
+from tests._review_cases import decision_on_server
 from tests.conftest import ROOT, enroll_and_login, login
 
 CAL = WorkingDayCalendar()
@@ -85,6 +88,7 @@ COMPANY = Organisation(
     address="示范市城西区建设大街100号",
     phone="0310-87654321",
 )
+EVENT_COMPANY = ev.Organisation(name=COMPANY.name, credit_code=COMPANY.credit_code)
 PAYMENT = Payment(
     bank="中国工商银行示范市城东支行",
     account_name="示范市财政局非税收入专户",
@@ -673,7 +677,7 @@ def _registration(kind: str, f: DocumentFacts, doc, serial: int, year: int) -> d
 
 
 async def test_registration_rerenders_refuses_and_templates_are_versioned(
-    client, context, seeded, officer_terminal
+    client, context, clock, seeded, officer_terminal
 ):
     blocks_path = "/api/documents/number-blocks"
     for user in ("admin", "reviewer"):
@@ -697,6 +701,16 @@ async def test_registration_rerenders_refuses_and_templates_are_versioned(
     doc = make(kind, f, base_url)
     path = "/api/documents"
     body = _registration(kind, f, doc, block["first"], 2026)
+    # A final decision of a case the server does not hold: the review gate cannot know whether
+    # it is major, so it is refused (for now: the terminal registers it again after its push).
+    early = await client.post(path, json=body, headers=officer_terminal.headers("POST", path))
+    assert early.status_code == 409 and early.json()["code"] == "review_required", early.text
+    assert "不得打印正式决定书" in early.json()["detail"]
+    assert "服务器尚未收到该案件" in early.json()["detail"]
+    # Once the case is there with its decision (not major: a company fined 50000 yuan), it passes.
+    await decision_on_server(
+        client, officer_terminal, clock, f.case_id, party=EVENT_COMPANY, fine_yuan=Decimal(50000)
+    )
     created = await client.post(path, json=body, headers=officer_terminal.headers("POST", path))
     assert created.status_code == 201, created.text
     assert (
@@ -854,6 +868,15 @@ async def test_blocks_across_instances_then_print_scan_and_verify_over_real_http
         block = blocks[-1]
         kind = "onsite_decision"
         f = facts(kind, serial=block["first"], **dict(ONSITE_COMPANY_SPRING[1]))
+        await decision_on_server(
+            http,
+            terminal,
+            Clock(),
+            f.case_id,
+            party=EVENT_COMPANY,
+            fine_yuan=Decimal(3000),
+            procedure="当场处理",
+        )
         doc = make(kind, f, live_server.url)
         url = _decode_qr(doc.pdf, tmp_path)
         assert url == doc.verify_url and url.startswith(f"{live_server.url}/d/")

@@ -57,6 +57,14 @@ def ready_agent(server, home: Path, username: str, **options) -> Agent:
     return agent
 
 
+def partner_code(home: Path) -> str:
+    """The partner shows his card: the URL in its QR code now, from his terminal's cache."""
+    with Agent(home) as partner:
+        url = partner.wallet.card().url
+    assert url, "the partner's terminal has no current code"
+    return url
+
+
 def run(home: Path, *args: str, input: str | None = None):
     result = CliRunner().invoke(cli, ["--home", str(home), *args], input=input)
     return result
@@ -93,6 +101,13 @@ def _walkthrough(live_server, tmp_path: Path) -> None:
     assert (
         run(home, "record", case_id, "party_identified", "--json", json.dumps(party)).exit_code == 0
     )
+    # The partner logs in on his own terminal and shows his card; A scans it (第42条).
+    home_b = tmp_path / "terminal-b"
+    ready_agent(live_server, home_b, "13010002").close()
+    checked = run(home, "check-partner", partner_code(home_b), "--case", case_id)
+    assert checked.exit_code == 0 and "已在案件中记录 2 条证件核验" in checked.output, (
+        checked.output
+    )
     early = run(home, "record", case_id, "decision_proposed", "-f", 'penalties=["警告"]')
     assert early.exit_code == 0, early.output
     seized = run(
@@ -109,12 +124,12 @@ def _walkthrough(live_server, tmp_path: Path) -> None:
     assert run(home, "record", case_id, "no_such_kind").exit_code == 2
     unknown_case = run(home, "record", str(uuid.uuid4()), "case_closed")
     assert unknown_case.exit_code == 2 and "本机没有案件" in unknown_case.output
-    assert "待同步 4 条" in run(home, "status").output
+    assert "待同步 6 条" in run(home, "status").output
 
     synced = run(home, "sync", "--batch-size", "2")
-    assert "接受 3 条" in synced.output and "退回 1 条" in synced.output, synced.output
+    assert "接受 5 条" in synced.output and "退回 1 条" in synced.output, synced.output
     status = run(home, "status")
-    assert "已同步 3 条" in status.output and "被退回 1 条" in status.output
+    assert "已同步 5 条" in status.output and "被退回 1 条" in status.output
     assert "[rights_notice_missing] 尚未向当事人送达权利告知书" in status.output
     as_json = json.loads(run(home, "status", "--json").output)
     (rejected,) = as_json["rejected_events"]
@@ -132,7 +147,8 @@ def _walkthrough(live_server, tmp_path: Path) -> None:
     assert a.session.row("refresh_token") != refresh_before
 
     # A partner continues the case from his own terminal; both work offline, then both sync.
-    b = ready_agent(live_server, tmp_path / "terminal-b", "13010002")
+    b = Agent(home_b)
+    b.sync()
     assert [c.id for c in b.desk.cases()] == [case_id]
     a_event = a.desk.record(case_id, "credential_shown", {"credential_number": "13010001"})
     b_event = b.desk.record(
@@ -142,7 +158,7 @@ def _walkthrough(live_server, tmp_path: Path) -> None:
     reviewer = staff_headers(live_server, "reviewer")
     view = httpx.get(f"{live_server.url}/api/cases/{case_id}", headers=reviewer).json()
     timeline = [e["id"] for e in view["timeline"]]
-    assert str(a_event.id) in timeline and str(b_event.id) in timeline and len(timeline) == 5
+    assert str(a_event.id) in timeline and str(b_event.id) in timeline and len(timeline) == 7
     assert len({e["terminal_id"] for e in view["timeline"]}) == 2
     assert [f["code"] for f in view["flaws"] if f["code"] == "recording_missing"] == [
         "recording_missing"
@@ -166,17 +182,22 @@ def _walkthrough(live_server, tmp_path: Path) -> None:
         )
         assert made.status_code == 201, made.text
         new_case = made.json()["case_id"]
-        recorded = local.post(
-            f"/api/cases/{new_case}/events",
-            json={"kind": "inspection_recorded", "fields": {"findings": "未见异常"}},
+        inspection = {"kind": "inspection_recorded", "fields": {"findings": "未见异常"}}
+        unchecked = local.post(f"/api/cases/{new_case}/events", json=inspection)
+        assert unchecked.status_code == 400
+        assert unchecked.json()["code"] == "credential_checks_missing"
+        partner = local.post(
+            f"/api/cases/{new_case}/partner-check", json={"scanned": partner_code(home_b)}
         )
+        assert partner.status_code == 200 and len(partner.json()["recorded"]) == 2, partner.text
+        recorded = local.post(f"/api/cases/{new_case}/events", json=inspection)
         assert recorded.status_code == 201
         assert (
             local.post(f"/api/cases/{new_case}/events", json={"kind": "x"}).json()["code"]
             == "kind_unknown"
         )
         assert local.post("/api/cases", json={"title": "缺项"}).status_code == 422
-        assert local.post("/api/sync").json()["accepted"] == 2
+        assert local.post("/api/sync").json()["accepted"] == 4
         assert local.get(f"/api/cases/{new_case}").json()["state"] == "已立案"
         assert len(local.get("/api/reference/enforcement_item").json()) == 5
 
@@ -209,7 +230,8 @@ def _record_work(agent: Agent, cases: list[str], count: int, rng: random.Random)
 
 async def _killed_50_times(live_server, context, tmp_path: Path) -> None:
     rng = random.Random(20260302)
-    home = tmp_path / "terminal"
+    home, partner_home = tmp_path / "terminal", tmp_path / "partner"
+    ready_agent(live_server, partner_home, "13010002").close()
     agent = ready_agent(live_server, home, "13010001")
     terminal_id = agent.session.row("terminal_id")
     cases = [
@@ -223,6 +245,8 @@ async def _killed_50_times(live_server, context, tmp_path: Path) -> None:
         )
         for i in range(3)
     ]
+    for case_id in cases:  # the partner's card scanned on every case before acting (第42条)
+        assert agent.wallet.check_partner(partner_code(partner_home), case_id).verdict == "valid"
     refused = agent.desk.record(cases[0], "decision_proposed", {"penalties": ["警告"]})
     _record_work(agent, cases, 40, rng)
     agent.close()

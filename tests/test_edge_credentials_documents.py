@@ -5,6 +5,7 @@ signature, registered at sync and verified at /d/{id}."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import uuid
@@ -76,8 +77,6 @@ async def test_credentials_and_documents_on_the_terminal(seeded, live_server, tm
         svg = local.get("/card/qr.svg")
         assert svg.headers["content-type"] == "image/svg+xml" and b"<svg" in svg.content
         assert local.get("/api/card").json()["number"] == "13010001"
-        # Enable the two-officer checks through the local API.
-        assert local.put("/api/pair-checks", json={"on": True}).json() == {"on": True}
 
     opened = run(
         home_a,
@@ -101,18 +100,8 @@ async def test_credentials_and_documents_on_the_terminal(seeded, live_server, tm
         == 0
     )
 
-    # One check (the officer's own) is not enough for an inspection: refused, nothing written.
-    own_only = run(
-        home_a,
-        "record",
-        case_id,
-        "credential_shown",
-        "-f",
-        "credential_number=13010001",
-        "-f",
-        "checked_by=13010001",
-    )
-    assert own_only.exit_code == 0, own_only.output
+    # Without the checks an inspection is refused (第42条), naming both missing; a check cannot
+    # be typed in by hand, only made by scanning.
     inspect = (
         "record",
         case_id,
@@ -122,14 +111,29 @@ async def test_credentials_and_documents_on_the_terminal(seeded, live_server, tm
     )
     refused = run(home_a, *inspect)
     assert refused.exit_code == 2
-    assert "同行执法人员的执法证件核验" in refused.output and "第四十二条" in refused.output
+    assert "第四十二条" in refused.output and "本人（13010001）" in refused.output
+    assert "同行执法人员的执法证件核验" in refused.output
+    typed = run(
+        home_a,
+        "record",
+        case_id,
+        "credential_shown",
+        "-f",
+        "credential_number=13010002",
+        "-f",
+        "checked_by=13010001",
+    )
+    assert typed.exit_code == 2 and "由终端填写：checked_by" in typed.output
+    assert run(home_a, *inspect).exit_code == 2
 
     checked = run(home_a, "check-partner", partner_url, "--case", case_id)
     assert checked.exit_code == 0, checked.output
     assert "13010002" in checked.output and "有效" in checked.output
-    assert "已在案件中记录 1 条证件核验" in checked.output  # own check was already there
+    assert "已在案件中记录 2 条证件核验" in checked.output  # the own check and the partner's
     accepted = run(home_a, *inspect)
     assert accepted.exit_code == 0, accepted.output
+    again = run(home_a, "check-partner", partner_url, "--case", case_id)
+    assert again.exit_code == 0 and "已在案件中记录" not in again.output  # once per credential
 
     # A rights notice made offline from the case's facts.
     pdf_out = tmp_path / "notice.pdf"
@@ -236,12 +240,72 @@ async def test_credentials_and_documents_on_the_terminal(seeded, live_server, tm
             "13010001",
             "13010002",
         ]
+        assert {(e.checked_by, e.status_list_issued_at is not None) for e in checks} == {
+            ("13010001", True)
+        }
         with pytest.raises(PartnerCheckRequired):
             agent.desk.record(second.output.strip(), "inspection_recorded", {"findings": "检查"})
+        own_url = agent.wallet.card().url
+    assert own_url
 
-    # The revoked officer's own terminal refuses to start an enforcement action.
-    with Agent(home_b) as agent, pytest.raises(CredentialRefused, match="执法证件已被吊销"):
-        agent.desk.open_case(item_code="WH-CF-001", region="示范市城东区", title="不应立案")
+    _own_credential_refusals(home_a, home_b, case_id, own_url)
+
+
+def _own_credential_refusals(home_a: Path, home_b: Path, case_id: str, partner_url: str) -> None:
+    """An officer whose own credential is not valid starts no enforcement action, offline: not
+    by opening a case, not on a case he holds, not by checking a partner; nothing is written."""
+    with Agent(home_b) as agent:
+        assert [c.id for c in agent.desk.cases()] == [case_id]  # pulled as the case's partner
+        before = agent.status().queued
+        with pytest.raises(CredentialRefused, match="执法证件已被吊销"):
+            agent.desk.open_case(item_code="WH-CF-001", region="示范市城东区", title="不应立案")
+        with pytest.raises(CredentialRefused, match="执法证件已被吊销"):
+            agent.desk.record(case_id, "inspection_recorded", {"findings": "检查"})
+        with pytest.raises(CredentialRefused, match="执法证件已被吊销"):
+            agent.wallet.check_partner(partner_url, case_id)
+        assert agent.status().queued == before and len(agent.desk.cases()) == 1
+    refused = run(
+        home_b,
+        "open",
+        "--item",
+        "WH-CF-001",
+        "--region",
+        "示范市城东区",
+        "--title",
+        "不应立案",
+        "--partner",
+        "13010001",
+    )
+    assert refused.exit_code == 2
+    assert "本人执法证件无效，不能开展执法活动：执法证件已被吊销" in refused.output
+    with TestClient(create_app(home_b)) as local:
+        answer = local.post(
+            f"/api/cases/{case_id}/events",
+            json={"kind": "notice_served", "fields": {"facts": "未取得许可证擅自经营"}},
+        )
+        assert answer.status_code == 400
+        assert answer.json()["code"] == "own_credential_invalid"
+
+    # 当场处理 ending in a warning may be done by one officer (the default one-officer rule); a
+    # heavier decision on the same case needs the two checks again.
+    with Agent(home_a) as agent:
+        alone = str(
+            agent.desk.open_case(
+                item_code="WH-CF-001", region="示范市城东区", title="当场警告", procedure="当场处理"
+            ).case_id
+        )
+        agent.desk.record(alone, "inspection_recorded", {"findings": "现场检查"})
+        agent.desk.record(alone, "decision_proposed", {"penalties": ["警告"]})
+        agent.desk.record(alone, "document_served", {"document": "当场行政处罚决定书"})
+        with pytest.raises(PartnerCheckRequired):
+            agent.desk.record(alone, "decision_proposed", {"penalties": ["罚款"], "fine_yuan": 50})
+
+    # A status list older than the limit (24 h) cannot confirm even a valid credential.
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=25)
+    with Agent(home_a, clock=lambda: later) as agent:
+        with pytest.raises(CredentialRefused, match="无法确认") as stale:
+            agent.desk.open_case(item_code="WH-CF-001", region="示范市城东区", title="过期清单")
+        assert "证件状态清单已超过时限未更新" in stale.value.message
 
 
 async def test_login_caches_the_card_on_both_backends(seeded, live_server, tmp_path):

@@ -146,3 +146,20 @@ async def test_key_rotation_keeps_old_heads_verifiable(context, client, seeded):
     await _append(context, 1)
     async with context.database.sessionmaker() as session:
         assert (await ledger.verify(session, keyring)).ok
+
+
+def test_entry_bytes_are_the_same_with_data_encoded_beforehand():
+    """Appends encode an entry's data before they take the ledger lock; the leaf's bytes must be
+    those of the whole entry encoded at once (sorted keys at every depth)."""
+    import datetime as dt
+    import uuid
+
+    data = {
+        "z": [{"b": 1, "a": "证号 13010001"}],
+        "a": {"when": dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC), "id": uuid.UUID(int=7)},
+        "m": None,
+    }
+    at = dt.datetime(2026, 3, 2, 1, 30, tzinfo=dt.UTC)
+    whole = ledger.entry_bytes(3, "case.events", "case:x", at, data)
+    assert ledger.entry_bytes(3, "case.events", "case:x", at, ledger.encode_data(data)) == whole
+    assert whole.index(b'"a":{"id"') < whole.index(b'"m":null') < whole.index(b'"z":[{"a"')

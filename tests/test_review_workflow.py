@@ -6,17 +6,19 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 import msgspec
 import pytest
 from sqlalchemy import select
 
+from mobile_api.contracts.sync import ReviewOutcomeRef
 from review import services
 from review.gate import GateAction, ReviewRequired, decision_gate, require_review_passed
 from review.models import ReviewCase
-from review.schemas import ReviewCaseFile, ReviewConcluded, ReviewState
+from review.outcomes import outcome_refs
+from review.schemas import ReviewCaseFile, ReviewState
 from review.sources import WIRING_KEY, ReviewWiring
 from server.app.problems import zhifa_error
 from server.core import accounts
@@ -50,8 +52,6 @@ class World:
     source: CaseFilesInMemory
     admin: dict[str, str]
     reviewer: dict[str, str]
-    approved: list[ReviewConcluded] = field(default_factory=list)
-    returned: list[ReviewConcluded] = field(default_factory=list)
 
     async def propose(self, case: ReviewCaseFile) -> ReviewCaseFile:
         """What the case area does when a decision is proposed: hand the case file to routing."""
@@ -80,6 +80,13 @@ class World:
             json=json,
             headers=headers or self.reviewer,
         )
+
+    async def outcome(self, case_id: uuid.UUID) -> ReviewOutcomeRef:
+        """What the handling officers' terminals pull about the case."""
+        one = select(ReviewCase.case_id).where(ReviewCase.case_id == case_id)
+        async with self.context.database.transaction() as session:
+            (ref,) = await outcome_refs(session, self.agency_id, one)
+        return ref
 
     async def gate(self, case_id: uuid.UUID):
         async with self.context.database.transaction() as session:
@@ -115,19 +122,7 @@ async def world(app, client, context, clock, seeded, officer_terminal) -> World:
         admin=await staff_headers(context, "admin"),
         reviewer=await staff_headers(context, "reviewer"),
     )
-
-    async def broken(_: ReviewConcluded) -> None:
-        raise RuntimeError("a listener that fails must not undo the review")
-
-    async def record_approved(event: ReviewConcluded) -> None:
-        w.approved.append(event)
-
-    async def record_returned(event: ReviewConcluded) -> None:
-        w.returned.append(event)
-
-    app.state[WIRING_KEY] = ReviewWiring(
-        case_files=source, on_approved=[broken, record_approved], on_returned=[record_returned]
-    )
+    app.state[WIRING_KEY] = ReviewWiring(case_files=source)
     return w
 
 
@@ -236,7 +231,14 @@ async def test_gate_refuses_every_path_until_approved(world):
     assert asked.status_code == 200
     latest = asked.json()["rounds"][-1]
     assert (latest["outcome"], latest["supplement_due"]) == ("补充材料", "2026-03-09")
-    assert world.returned[-1].outcome == "补充材料"
+    outcome = await world.outcome(case.case_id)
+    assert (outcome.state, outcome.outcome, outcome.request, outcome.due_on) == (
+        "待补充材料",
+        "补充材料",
+        "补充营业执照原件照片",
+        dt.date(2026, 3, 9),
+    )
+    assert outcome.major and not outcome.allowed
     await refused_while("待补充材料")
     assert (await world.submit(case.case_id)).status_code == 201
     await refused_while("审核中")
@@ -437,8 +439,18 @@ async def test_rounds_are_kept_and_every_step_is_in_the_ledger(world):
         }
     )
     assert returned.status_code == 200 and returned.json()["state"] == "已退回"
-    assert [e.outcome for e in world.returned] == ["存在问题"]
-    assert world.returned[0].problems[0].text == "一般情节罚款 6 万元超出幅度"
+    outcome = await world.outcome(case.case_id)
+    assert (outcome.state, outcome.round, outcome.outcome, outcome.opinion) == (
+        "已退回",
+        1,
+        "存在问题",
+        "罚款幅度与情节不符，退回修改。",
+    )
+    assert outcome.problems == [
+        "裁量基准适当：一般情节罚款 6 万元超出幅度",
+        "请补充现场检查笔录的当事人签名",
+    ]
+    assert not outcome.allowed and "法制审核状态：已退回" in outcome.reasons
 
     # The handler fixes the decision and resubmits: round 2, straight back to the same reviewer.
     await world.propose(changed(case, fine_yuan=Decimal(50000)))
@@ -454,14 +466,21 @@ async def test_rounds_are_kept_and_every_step_is_in_the_ledger(world):
     approved = await opinion(
         {"outcome": "同意", "opinion": "经审核，同意。", "checklist": ALL_PASS}
     )
-    assert approved.status_code == 200, approved.text  # the failing listener did not matter
+    assert approved.status_code == 200, approved.text
     view = approved.json()
     assert view["state"] == "审核通过"
     first, second = view["rounds"]
     assert (first["outcome"], second["outcome"]) == ("存在问题", "同意")
     assert first["problems"][1] == {"item": "", "text": "请补充现场检查笔录的当事人签名"}
     assert second["note"] == "已调整罚款数额，补充签名"
-    assert [e.round for e in world.approved] == [2]
+    outcome = await world.outcome(case.case_id)
+    assert (outcome.state, outcome.round, outcome.outcome, outcome.allowed) == (
+        "审核通过",
+        2,
+        "同意",
+        True,
+    )
+    assert outcome.problems == [] and outcome.decided_at is not None
     async with world.context.database.transaction() as session:
         assert (
             await services.round_materials(session, case.case_id, 1)
@@ -497,6 +516,8 @@ async def test_escalation_to_the_responsible_person(world):
     raised = await world.officer("POST", escalations, {"reason": "承办机构认为罚款符合较重情节"})
     assert raised.status_code == 201 and raised.json()["state"] == "协调中"
     assert raised.json()["escalations"][0]["side"] == "承办机构"
+    outcome = await world.outcome(case.case_id)
+    assert (outcome.state, outcome.request) == ("协调中", "承办机构认为罚款符合较重情节")
     assert (await world.officer("POST", escalations, {"reason": "再次"})).status_code == 409
     body = {"outcome": "维持审核意见", "decision": "维持法制审核意见"}
     assert (await world.client.post(decision, json=body, headers=world.reviewer)).status_code == 403
@@ -507,7 +528,13 @@ async def test_escalation_to_the_responsible_person(world):
     first = kept.json()["escalations"][0]
     assert (first["outcome"], first["responsible_person"]) == ("维持审核意见", "机关主要负责人")
     assert first["recorded_by"] == "支队管理员"
-    assert world.returned[-1].outcome == "维持审核意见"
+    outcome = await world.outcome(case.case_id)
+    assert (outcome.state, outcome.outcome, outcome.opinion) == (
+        "已退回",
+        "维持审核意见",
+        "维持法制审核意见",
+    )
+    assert outcome.problems  # the round's problems still stand
     assert not (await world.gate(case.case_id)).allowed
 
     # The reviewer may escalate too; the responsible person then decides for the decision.
@@ -529,7 +556,12 @@ async def test_escalation_to_the_responsible_person(world):
     )
     assert decided.status_code == 200 and decided.json()["state"] == "审核通过"
     assert decided.json()["escalations"][1]["responsible_person"] == "支队长 刘强"
-    assert world.approved[-1].outcome == "同意作出决定"
+    outcome = await world.outcome(case.case_id)
+    assert (outcome.outcome, outcome.opinion, outcome.allowed) == (
+        "同意作出决定",
+        "经集体讨论，同意按拟处理决定作出",
+        True,
+    )
     assert (await world.gate(case.case_id)).allowed
     late = await world.client.post(escalations, json={"reason": "再议"}, headers=world.reviewer)
     assert late.status_code == 409

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -45,6 +46,46 @@ def test_unknown_or_bad_values_are_refused(tmp_path):
         load_settings(environ={"ZHIFA_CONFIG": str(config)})
     with pytest.raises(Exception, match="port"):
         load_settings(environ={"ZHIFA_PORT": "eighty"})
+
+
+@pytest.mark.parametrize(
+    ("setting", "seen"),
+    [("", "203.0.113.9"), ("192.0.2.7", "127.0.0.1"), ("192.0.2.7,127.0.0.1", "203.0.113.9")],
+)
+async def test_serve_trusts_x_forwarded_for_from_the_configured_balancers(
+    setting, seen, monkeypatch
+):
+    """`zhifa serve` behind a load balancer: the client is whom the balancer's X-Forwarded-For
+    names, and only from the configured addresses (ZHIFA_FORWARDED_ALLOW_IPS). Empty: uvicorn's
+    default, the local host only (FORWARDED_ALLOW_IPS unset here); the test connects from it."""
+    import httpx
+    import uvicorn
+
+    from server.app.cli import uvicorn_options
+    from tests.conftest import free_port
+
+    async def client_address(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["client"][0].encode()})
+
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    settings = load_settings(environ={"ZHIFA_FORWARDED_ALLOW_IPS": setting}, port=free_port())
+    options = uvicorn_options(settings) | {"log_level": "warning", "lifespan": "off"}
+    server = uvicorn.Server(uvicorn.Config(client_address, **options))
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        async with httpx.AsyncClient() as client:
+            answer = await client.get(
+                f"http://127.0.0.1:{settings.port}/", headers={"X-Forwarded-For": "203.0.113.9"}
+            )
+        assert answer.text == seen
+    finally:
+        server.should_exit = True
+        await serving
 
 
 async def test_unknown_route_and_bad_query_are_problem_json(client, seeded):

@@ -6,11 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
 
 import boto3
 import httpx
@@ -22,7 +18,7 @@ from media.storage import ObjectLocked, ObjectMissing, StoreReader, open_store
 from media.storage.filesystem import FilesystemStore
 from media.storage.s3 import MIN_PART, S3Store
 from server.app.main import create_app
-from tests.conftest import enroll_and_login, free_port, login
+from tests.conftest import enroll_and_login, login
 from tests.media_support import (  # noqa: F401  (fixtures: seeded database copies)
     OCTETS,
     TUS,
@@ -31,57 +27,15 @@ from tests.media_support import (  # noqa: F401  (fixtures: seeded database copi
     database_url,
     manifest_json,
     metadata,
+    moto_endpoint_fixture,
+    new_bucket,
     record,
+    s3_credentials_fixture,
     seeded_templates,
 )
 
 MiB = 1024 * 1024
 NOW = dt.datetime(2026, 3, 2, 1, 30, tzinfo=dt.UTC)
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "zhifa-test",
-    "AWS_SECRET_ACCESS_KEY": "zhifa-test-secret",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint():
-    """moto's S3 server in its own process, as a real HTTP endpoint."""
-    port = free_port()
-    server = Path(sys.executable).with_name("moto_server")
-    process = subprocess.Popen(
-        [str(server), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(url, timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-@pytest.fixture
-def s3_credentials(monkeypatch):
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-
-
-def new_bucket(endpoint: str, *, object_lock: bool) -> str:
-    name = f"zhifa-{uuid.uuid4().hex[:16]}"
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=object_lock)
-    return name
 
 
 @pytest.fixture(params=["filesystem", "s3", "s3-object-lock"])

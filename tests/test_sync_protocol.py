@@ -13,7 +13,16 @@ from sqlalchemy import func, select, update
 
 from mobile_api import signals
 from mobile_api.contracts import events as ev
-from mobile_api.contracts.sync import PULL_PATH, PUSH_PATH, CaseRef, CredentialRef
+from mobile_api.contracts.documents.templates import default_template_text
+from mobile_api.contracts.sync import (
+    PULL_PATH,
+    PUSH_PATH,
+    REF_KINDS,
+    CaseRef,
+    CredentialRef,
+    TemplateRef,
+)
+from mobile_api.documents.services import FILE_NAMES
 from mobile_api.models import Case, CaseEvent
 from mobile_api.sync import services
 from server.core.auth import Principal
@@ -184,8 +193,7 @@ async def _concurrent_pushes(client, context, officer_terminal, writer):
 
 async def _pull_cursor(client, context, seeded, officer_terminal, writer):
     full = await pull(client, officer_terminal)
-    kinds = {s.kind for s in full.snapshots}
-    assert kinds == {"credential", "enforcement_item", "calendar_year", "case"}
+    assert {s.kind for s in full.snapshots} == set(REF_KINDS)
     assert full.credential_number == "13010001"
     credentials = next(s for s in full.snapshots if s.kind == "credential").items
     assert len(credentials) == 6 and all(isinstance(c, CredentialRef) for c in credentials)
@@ -207,6 +215,27 @@ async def _pull_cursor(client, context, seeded, officer_terminal, writer):
     assert [s.kind for s in suspended.snapshots] == ["credential"]
     status = {c.number: c.status for c in suspended.snapshots[0].items}
     assert status["13010004"] == "暂扣" and status["13010001"] == "有效"
+
+    # The documents' templates and rules, as the agency has them: the packaged defaults first,
+    # then an admin's new version travels alone.
+    templates = {t.name: t for t in next(s for s in full.snapshots if s.kind == "template").items}
+    assert set(templates) == set(FILE_NAMES)
+    assert all(isinstance(t, TemplateRef) and t.version == "0" for t in templates.values())
+    notice = default_template_text("rights_notice")
+    assert templates["rights_notice"].body == notice
+    reworded = notice.replace("经查，{违法事实}", "经本机关调查查明：{违法事实}")
+    stored = await client.put(
+        "/api/documents/templates/rights_notice",
+        json={"body": reworded},
+        headers=await login(client, "admin"),
+    )
+    assert stored.status_code == 200, stored.text
+    new_template = await pull(client, officer_terminal, cursor=suspended.cursor)
+    assert [s.kind for s in new_template.snapshots] == ["template"]
+    templates = {t.name: t for t in new_template.snapshots[0].items}
+    assert (templates["rights_notice"].version, templates["rights_notice"].body) == ("1", reworded)
+    assert templates["penalty_decision"].version == "0"
+    suspended = new_template
 
     # A case with the officer on it travels too, so a partner can continue it.
     opened = writer.open()
@@ -247,12 +276,7 @@ async def _resync_order(client, context, seeded, officer_terminal):
 
     acked = await pull(client, officer_terminal, ack_resync=order_id)
     assert acked.resync is None
-    assert {s.kind for s in acked.snapshots} == {
-        "credential",
-        "enforcement_item",
-        "calendar_year",
-        "case",
-    }
+    assert {s.kind for s in acked.snapshots} == set(REF_KINDS)
     assert len(await ledger_refs(context, "sync.resync_ordered")) == 1
 
     unknown = await client.post(

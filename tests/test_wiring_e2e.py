@@ -20,12 +20,14 @@ from mobile_api.cases.scans import SCAN_SOURCE, SERVER_NODE
 from mobile_api.contracts import events as ev
 from mobile_api.contracts.credential import TokenBatch
 from mobile_api.contracts.events import parse_hlc
+from mobile_api.contracts.sync import ReviewOutcomeRef
 from mobile_api.sync.services import LEDGER_KIND
 from review.gate import decision_gate
 from review.models import ReviewCase
-from tests._case_events import Writer, enrollment_code, ledger_refs, login_again, push_ok
+from tests._case_events import Writer, enrollment_code, ledger_refs, login_again, pull, push_ok
 from tests.conftest import enroll_and_login, login
 from tests.test_credential_verify import make_token
+from tests.test_documents import DECISION_COMPANY_SPRING, _block, _registration, facts, make
 from tests.test_review_workflow import ALL_PASS, DISCRETION_FAILS
 
 NUMBER = "示文执罚〔2026〕7号"
@@ -40,6 +42,29 @@ async def case_view(client, headers, case_id: uuid.UUID) -> dict[str, Any]:
     response = await client.get(f"/api/cases/{case_id}", headers=headers)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+async def register_decision(client, context, terminal, case_id: uuid.UUID):
+    """Register a 行政处罚决定书 of the case as the terminal printed it."""
+    block = await _block(client, terminal, 2026, 1)
+    kind, changes = DECISION_COMPANY_SPRING[0], dict(DECISION_COMPANY_SPRING[1])
+    printed = facts(kind, serial=block["first"], case_id=case_id, **changes)
+    doc = make(kind, printed, context.settings.resolved_public_base_url)
+    path = "/api/documents"
+    return await client.post(
+        path,
+        json=_registration(kind, printed, doc, block["first"], 2026),
+        headers=terminal.headers("POST", path),
+    )
+
+
+async def review_outcome(client, terminal, case_id: uuid.UUID) -> ReviewOutcomeRef:
+    """The case's review outcome as the officer's terminal pulls it."""
+    answer = await pull(client, terminal)
+    (snapshot,) = [s for s in answer.snapshots if s.kind == "review_outcome"]
+    (outcome,) = [i for i in snapshot.items if i.key == str(case_id)]
+    assert isinstance(outcome, ReviewOutcomeRef)
+    return outcome
 
 
 async def test_major_decision_through_review_service_disclosure_and_withdrawal(
@@ -87,6 +112,10 @@ async def test_major_decision_through_review_service_disclosure_and_withdrawal(
         legal_basis="《娱乐场所管理条例》第四十一条",
         document_number=NUMBER,
     )
+    # Printing the final decision before the decision is on the server: refused for now.
+    early = await register_decision(client, context, first, case_id)
+    assert early.status_code == 409 and early.json()["code"] == "review_required", early.text
+    assert "本案尚未记录拟处理决定" in early.json()["detail"]
     assert (await push_ok(client, first, [decision]))[0].outcome == "accepted"
 
     # Routed to review from the real case file: above the 10000 yuan threshold, so major.
@@ -111,6 +140,26 @@ async def test_major_decision_through_review_service_disclosure_and_withdrawal(
         ("document_served", "review_required")
     ]
     assert view["file"]["state"] == "已决定"
+
+    # Served under the terminal's on-site template title: a decision document all the same.
+    onsite = write_second(
+        ev.DocumentServed, case_id, document="当场处罚决定书", document_number=NUMBER
+    )
+    assert (await push_ok(client, second, [onsite]))[0].code == "review_required"
+
+    # Printed as final: refused the same way, with the gate's code and reasons.
+    printed = await register_decision(client, context, second, case_id)
+    assert printed.status_code == 409 and printed.json()["code"] == "review_required"
+    assert printed.json()["detail"].startswith("重大执法决定未经法制审核通过，不得打印正式决定书")
+    assert "对公民处以较大数额罚款" in printed.json()["detail"]
+    # Published: the disclosure gate says no, with the same reasons.
+    async with context.database.sessionmaker() as session:
+        held = await app.state[DISCLOSURE_HOOKS].may_publish(session, case_id)
+    assert isinstance(held, str) and "法制审核状态：待送审" in held
+    # Both officers' terminals learn where the review stands and why the decision is blocked.
+    for terminal in (first, second):
+        outcome = await review_outcome(client, terminal, case_id)
+        assert (outcome.state, outcome.major, outcome.allowed) == ("待送审", True, False)
 
     # The handler submits; a reviewer not on the case returns it, then approves the resubmission.
     submissions = f"/api/review/cases/{case_id}/submissions"
@@ -141,9 +190,16 @@ async def test_major_decision_through_review_service_disclosure_and_withdrawal(
     )
     returned = (await push_ok(client, second, [serve()]))[0]
     assert returned.code == "review_required" and "法制审核状态：已退回" in returned.message
+    outcome = await review_outcome(client, second, case_id)
+    assert (outcome.state, outcome.outcome) == ("已退回", "存在问题")
+    assert outcome.problems == ["裁量基准适当：罚款幅度过高"]
     await submit()
     await as_reviewer("opinion", {"outcome": "同意", "opinion": "同意", "checklist": ALL_PASS})
 
+    outcome = await review_outcome(client, first, case_id)
+    assert (outcome.state, outcome.allowed) == ("审核通过", True)
+    registered = await register_decision(client, context, second, case_id)
+    assert registered.status_code == 201, registered.text
     served = (await push_ok(client, second, [serve()]))[0]
     assert served.outcome == "accepted", served
     assert (await case_view(client, reviewer, case_id))["file"]["state"] == "已送达"

@@ -53,3 +53,60 @@ class RecordingView(msgspec.Struct, frozen=True, kw_only=True):
     # For generic tus clients: an upload-scoped token and the endpoint that accepts it.
     upload_token: str | None = None
     token_upload_endpoint: str | None = None
+    # Set when the server takes parts straight into S3 (DirectUploadRequest goes there).
+    direct_upload_endpoint: str | None = None
+
+
+# -- direct uploads: parts go straight to S3 through presigned URLs; the server only verifies ----
+
+PartNumber = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
+
+
+class DirectUploadRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Open (or find the open) direct upload of an announced recording."""
+
+    recording_id: str
+
+
+class PartReceived(msgspec.Struct, frozen=True):
+    number: int
+    size: int
+
+
+class DirectUploadView(msgspec.Struct, frozen=True, kw_only=True):
+    """Part ``n`` holds bytes [(n-1)·part_bytes, n·part_bytes) of the recording."""
+
+    url: str  # this upload, on the server
+    recording_id: str
+    length: int
+    part_bytes: int
+    status: str  # receiving | complete | sealed | rejected
+    # The parts the store has now, with their sizes (a part of the wrong size counts as missing).
+    received: list[PartReceived] = []
+    expires_at: dt.datetime | None = None
+
+
+class PartChecksum(msgspec.Struct, frozen=True):
+    number: PartNumber
+    sha256: str  # base64 of the part's SHA-256, as S3's x-amz-checksum-sha256
+
+
+class PartUrlRequest(msgspec.Struct, frozen=True, kw_only=True):
+    parts: Annotated[list[PartChecksum], msgspec.Meta(min_length=1, max_length=100)]
+
+
+class PartUrl(msgspec.Struct, frozen=True, kw_only=True):
+    number: int
+    url: str  # PUT the part's bytes here, with `headers`
+    headers: dict[str, str]
+
+
+class PartUrls(msgspec.Struct, frozen=True, kw_only=True):
+    urls: list[PartUrl]
+    expires_at: dt.datetime
+
+
+def part_sizes(size: int, part_bytes: int) -> dict[int, int]:
+    """Part number -> size, for a direct upload of ``size`` bytes in ``part_bytes`` parts."""
+    count = max(1, -(-size // part_bytes))
+    return {n: min(part_bytes, size - (n - 1) * part_bytes) for n in range(1, count + 1)}

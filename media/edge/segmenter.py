@@ -189,9 +189,10 @@ class _OpenSegment:
         return ClosedSegment(self.part, self.start, self.end)
 
     def discard(self) -> None:
-        # The disk already failed us; the file goes anyway.
+        # The disk already failed us; the file goes anyway. Writing the trailer fails too, and the
+        # muxer reports our file's OSError as its own callback error.
         for close in (self._box.close, self._file.close):
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, av.FFmpegError):
                 close()
         self.part.unlink(missing_ok=True)
 

@@ -8,6 +8,11 @@ an ``Upload-Checksum: sha256`` on every PATCH, a fresh device proof per request 
 callback. It never deletes anything: it writes ``sealed.json`` once the server confirms the sealed
 evidence matches what was sent, and only ``LocalQuota`` deletes, and only such recordings.
 
+When the server advertises direct uploads (``direct_upload_endpoint`` in its answer to the
+announcement), the bytes go straight to S3 instead: the uploader asks the server which parts the
+store has, gets presigned URLs for a few missing parts at a time (each bound to the part's
+SHA-256), PUTs them, and once every part is there asks the server to complete, verify and seal.
+
 Files it keeps in a recording's directory:
 
     upload.json    size and SHA-256 of the upload and the tus URL to resume (UploadState)
@@ -33,7 +38,17 @@ import httpx
 import msgspec
 
 from media.edge.chain import ChainLog
-from media.edge.manifest import EvidenceReceipt, RecordingManifest, RecordingView
+from media.edge.manifest import (
+    DirectUploadRequest,
+    DirectUploadView,
+    EvidenceReceipt,
+    PartChecksum,
+    PartUrlRequest,
+    PartUrls,
+    RecordingManifest,
+    RecordingView,
+    part_sizes,
+)
 from media.edge.storage import CHAIN_FILE, STANDBY_DIR, RecordingDir, write_atomic
 
 log = logging.getLogger(__name__)
@@ -46,6 +61,8 @@ RECORDINGS_PATH = "/api/media/recordings"
 UPLOADS_PATH = "/api/media/uploads"
 # Statuses worth trying again after a pause; any other refusal is final for this recording.
 RETRYABLE = {401, 408, 423, 425, 429, 500, 502, 503, 504}
+# Direct uploads: part bytes held in memory at once (hashed, then sent).
+DIRECT_BATCH_BYTES = 32 * 1024 * 1024
 
 # (method, absolute URL) -> headers that authenticate this one request (token + DPoP proof).
 HeadersFn = Callable[[str, str], dict[str, str]]
@@ -230,6 +247,9 @@ class Uploader:
         while view.status != "sealed":
             if view.status == "rejected" and view.upload_url is None:
                 self._reject(directory, view.problems)
+            if view.direct_upload_endpoint:
+                view = self._send_direct(chain.recording_id, view.direct_upload_endpoint, data)
+                continue
             url = self._resume_url(directory, state, view)
             if self._send(chain.recording_id, url, data, state, directory):
                 view = self._wait_for_seal(chain.recording_id)
@@ -348,6 +368,96 @@ class Uploader:
             self._save(directory, state)
             return False
         return True
+
+    # -- direct to S3 ----------------------------------------------------------------------------
+
+    def _send_direct(self, recording_id: str, endpoint: str, data: _Concatenation) -> RecordingView:
+        """Send the parts S3 lacks, then have the server complete and seal; returns the view."""
+        response = self._request(
+            "POST",
+            endpoint,
+            content=msgspec.json.encode(DirectUploadRequest(recording_id=recording_id)),
+            headers={"Content-Type": "application/json"},
+        )
+        upload = msgspec.json.decode(response.content, type=DirectUploadView)
+        while True:
+            sizes = part_sizes(data.size, upload.part_bytes)
+            have = {part.number for part in upload.received if sizes.get(part.number) == part.size}
+            if self._progress:
+                self._progress(recording_id, sum(sizes[n] for n in have), data.size)
+            missing = [n for n in sizes if n not in have]
+            if missing:
+                batch = max(1, DIRECT_BATCH_BYTES // upload.part_bytes)
+                self._put_parts(upload, missing[:batch], data)
+            else:
+                view = self._complete(recording_id, upload.url)
+                if view is not None:
+                    return view
+            # Which parts S3 has now (after a failure, from the source of truth).
+            listed = self._request("GET", upload.url, ok=(200, 404, 410))
+            if listed.status_code != 200:
+                return self._status(recording_id)
+            upload = msgspec.json.decode(listed.content, type=DirectUploadView)
+
+    def _complete(self, recording_id: str, url: str) -> RecordingView | None:
+        """Ask the server to assemble, verify and seal; None to look at the parts again."""
+        response = self._attempt("POST", f"{url}/complete")
+        if response is not None and response.status_code == 200:
+            self._backoff.reset()
+            return msgspec.json.decode(response.content, type=RecordingView)
+        if response is not None and response.status_code in (404, 410, 422):
+            # Gone (start again) or refused as evidence: the recording's status says which.
+            return self._status(recording_id)
+        if response is not None and response.status_code not in (409, *RETRYABLE):
+            raise UploadRefused(response.status_code, response.text)
+        self._pause()
+        return None
+
+    def _put_parts(
+        self, upload: DirectUploadView, numbers: list[int], data: _Concatenation
+    ) -> None:
+        """PUT these parts to their presigned URLs; a failure pauses and ends the batch."""
+        size = upload.part_bytes
+        chunks = {
+            n: data.read((n - 1) * size, min(size, data.size - (n - 1) * size)) for n in numbers
+        }
+        asked = PartUrlRequest(
+            parts=[
+                PartChecksum(n, base64.b64encode(hashlib.sha256(chunk).digest()).decode())
+                for n, chunk in chunks.items()
+            ]
+        )
+        response = self._request(
+            "POST",
+            f"{upload.url}/urls",
+            content=msgspec.json.encode(asked),
+            headers={"Content-Type": "application/json"},
+        )
+        for part in msgspec.json.decode(response.content, type=PartUrls).urls:
+            if self.stop.is_set():
+                raise Stopped
+            chunk = chunks[part.number]
+            headers = {**part.headers, "Content-Length": str(len(chunk))}
+            try:
+                # Straight to the store: presigned, so none of our own headers go along.
+                sent = self._http.put(
+                    part.url, content=self._throttle.pieces(chunk), headers=headers
+                )
+            except httpx.TransportError as exc:
+                log.info("part %d to the store failed: %s", part.number, exc)
+                self._pause()
+                return
+            if sent.status_code != 200:
+                # e.g. 400 BadDigest (changed on the way), 403 URL expired: ask again.
+                log.warning(
+                    "part %d refused by the store: %d %s",
+                    part.number,
+                    sent.status_code,
+                    sent.text[:200],
+                )
+                self._pause()
+                return
+            self._backoff.reset()
 
     def _wait_for_seal(self, recording_id: str) -> RecordingView:
         """After the last byte the server verifies and seals; ask until it says how it went."""

@@ -12,7 +12,8 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post, put
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from media import tokens
@@ -37,10 +38,10 @@ class EvidenceController(Controller):
     async def list_items(
         self,
         state: State,
-        principal: Principal,
-        case_id: uuid.UUID | None = None,
-        terminal_id: uuid.UUID | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+        principal: NamedDependency[Principal],
+        case_id: FromQuery[uuid.UUID | None] = None,
+        terminal_id: FromQuery[uuid.UUID | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> list[EvidenceView]:
         async with context_of(state).database.sessionmaker() as session:
             return await services.list_evidence(
@@ -48,7 +49,9 @@ class EvidenceController(Controller):
             )
 
     @get("/{evidence_id:uuid}", summary="One evidence item (metadata only; no access logged)")
-    async def one(self, evidence_id: uuid.UUID, state: State, principal: Principal) -> EvidenceView:
+    async def one(
+        self, evidence_id: FromPath[uuid.UUID], state: State, principal: NamedDependency[Principal]
+    ) -> EvidenceView:
         async with context_of(state).database.sessionmaker() as session:
             evidence, key = await services.evidence_for(session, principal, evidence_id)
             return services.view_of(evidence, key)
@@ -59,7 +62,11 @@ class EvidenceController(Controller):
         summary="Log a playback or download in the ledger and get a ticket URL for the content",
     )
     async def access(
-        self, evidence_id: uuid.UUID, data: AccessRequest, state: State, principal: Principal
+        self,
+        evidence_id: FromPath[uuid.UUID],
+        data: JSONBody[AccessRequest],
+        state: State,
+        principal: NamedDependency[Principal],
     ) -> AccessGrant:
         context = context_of(state)
         keyring = await context.keyring()
@@ -82,7 +89,11 @@ class EvidenceController(Controller):
         summary="The evidence bytes (video/mp2t), with a ticket from /access; Range supported",
     )
     async def content(
-        self, evidence_id: uuid.UUID, ticket: str, request: Request[Any, Any, Any], state: State
+        self,
+        evidence_id: FromPath[uuid.UUID],
+        ticket: FromQuery[str],
+        request: Request[Any, Any, Any],
+        state: State,
     ) -> Stream:
         context = context_of(state)
         scoped = await tokens.verify(context, ticket, "access")
@@ -118,7 +129,11 @@ class EvidenceController(Controller):
         summary="Link to a case (officers, staff); mark as used as evidence (staff): kept for good",
     )
     async def link_case(
-        self, evidence_id: uuid.UUID, data: CaseLink, state: State, principal: Principal
+        self,
+        evidence_id: FromPath[uuid.UUID],
+        data: JSONBody[CaseLink],
+        state: State,
+        principal: NamedDependency[Principal],
     ) -> EvidenceView:
         context = context_of(state)
         keyring = await context.keyring()
@@ -139,7 +154,7 @@ class EvidenceController(Controller):
         summary="Who played back or downloaded the item, and when (from the ledger)",
     )
     async def accesses(
-        self, evidence_id: uuid.UUID, state: State, principal: Principal
+        self, evidence_id: FromPath[uuid.UUID], state: State, principal: NamedDependency[Principal]
     ) -> list[AccessRecord]:
         async with context_of(state).database.sessionmaker() as session:
             return await services.access_log(session, principal, evidence_id)

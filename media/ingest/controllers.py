@@ -7,6 +7,9 @@ Two doors to the same tus handler:
 - ``/api/media/tus``: any tus client with static headers, carrying the upload-scoped token that
   announcing the recording returned (``Authorization: Bearer <upload_token>``); it can upload that
   one recording and nothing else.
+
+With ``media_direct_upload`` on S3, terminals may instead send the parts straight to the bucket
+(``/api/media/direct-uploads``, media.ingest.direct); the announcement says where.
 """
 
 from __future__ import annotations
@@ -21,13 +24,22 @@ from litestar import Controller, Request, Response, delete, get, head, patch, po
 from litestar.background_tasks import BackgroundTask
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
+from litestar.params import FromPath, JSONBody
 
 from media import tokens
-from media.edge.manifest import RecordingManifest, RecordingView
+from media.edge.manifest import (
+    DirectUploadRequest,
+    DirectUploadView,
+    PartUrlRequest,
+    PartUrls,
+    RecordingManifest,
+    RecordingView,
+)
 from media.evidence.services import seal_upload
+from media.ingest import direct, tus
 from media.ingest import services as ingest
-from media.ingest import tus
 from media.models import Upload, UploadStatus
 from media.web import context_of, store_of
 from server.core.auth import Principal
@@ -37,6 +49,7 @@ from server.core.roles import PUBLIC, allow
 UPLOADS_PATH = "/api/media/uploads"
 TOKEN_UPLOADS_PATH = "/api/media/tus"
 RECORDINGS_PATH = "/api/media/recordings"
+DIRECT_UPLOADS_PATH = "/api/media/direct-uploads"
 
 
 async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
@@ -85,7 +98,14 @@ class TusController(Controller):
     opt = allow(Role.OFFICER)
     middleware = [tus.resumable_header]
 
-    @route("/", http_method=["OPTIONS"], status_code=204, summary="tus capabilities")
+    # Left out of the OpenAPI document: Litestar would document the empty 204 as a JSON null.
+    @route(
+        "/",
+        http_method=["OPTIONS"],
+        status_code=204,
+        summary="tus capabilities",
+        include_in_schema=False,
+    )
     async def capabilities(self, state: State) -> Response[None]:
         settings = context_of(state).settings
         headers = {
@@ -151,7 +171,7 @@ class TusController(Controller):
 
     @head("/{upload_id:uuid}", summary="tus: the committed offset of an upload")
     async def offset(
-        self, request: Request[Any, Any, Any], state: State, upload_id: uuid.UUID
+        self, request: Request[Any, Any, Any], state: State, upload_id: FromPath[uuid.UUID]
     ) -> Response[None]:
         tus.require_version(request.headers)
         upload = await ingest.load_upload(
@@ -171,7 +191,7 @@ class TusController(Controller):
         summary="tus: append bytes at the committed offset",
     )
     async def append(
-        self, request: Request[Any, Any, Any], state: State, upload_id: uuid.UUID
+        self, request: Request[Any, Any, Any], state: State, upload_id: FromPath[uuid.UUID]
     ) -> Response[None]:
         tus.require_version(request.headers)
         if request.headers.get("content-type") != tus.OFFSET_CONTENT_TYPE:
@@ -207,7 +227,7 @@ class TusController(Controller):
 
     @delete("/{upload_id:uuid}", status_code=204, summary="tus termination")
     async def terminate(
-        self, request: Request[Any, Any, Any], state: State, upload_id: uuid.UUID
+        self, request: Request[Any, Any, Any], state: State, upload_id: FromPath[uuid.UUID]
     ) -> None:
         tus.require_version(request.headers)
         await ingest.terminate_upload(
@@ -230,7 +250,10 @@ class RecordingController(Controller):
 
     @post("/", summary="Announce a finished recording (its signed chain) before uploading it")
     async def announce(
-        self, data: RecordingManifest, state: State, principal: Principal
+        self,
+        data: JSONBody[RecordingManifest],
+        state: State,
+        principal: NamedDependency[Principal],
     ) -> Response[RecordingView]:
         caller = ingest.Caller.of_principal(principal)
         context = context_of(state)
@@ -240,7 +263,9 @@ class RecordingController(Controller):
             recording, created = await ingest.register_recording(
                 session, keyring, caller, data, now
             )
-            view = await ingest.recording_view(session, recording, UPLOADS_PATH)
+            view = await ingest.recording_view(
+                session, recording, UPLOADS_PATH, _direct_path(state)
+            )
         token, _ = await tokens.issue(
             context,
             "upload",
@@ -256,7 +281,9 @@ class RecordingController(Controller):
         return Response(view, status_code=201 if created else 200)
 
     @get("/{recording_id:str}", summary="Where a recording stands: upload offset, sealed or not")
-    async def status(self, recording_id: str, state: State, principal: Principal) -> RecordingView:
+    async def status(
+        self, recording_id: FromPath[str], state: State, principal: NamedDependency[Principal]
+    ) -> RecordingView:
         caller = ingest.Caller.of_principal(principal)
         context, store = context_of(state), store_of(state)
         async with context.database.sessionmaker() as session:
@@ -265,6 +292,76 @@ class RecordingController(Controller):
         # Every byte arrived but sealing did not finish (e.g. the instance stopped): finish it.
         for upload_id in interrupted:
             await seal_upload(context, store, upload_id)
-        async with context.database.sessionmaker() as session:
-            recording = await ingest.recording_of(session, caller, recording_id)
-            return await ingest.recording_view(session, recording, UPLOADS_PATH)
+        return await _recording_view(state, caller, recording_id)
+
+
+def _direct_path(state: State) -> str | None:
+    enabled = direct.direct_store(context_of(state), store_of(state)) is not None
+    return DIRECT_UPLOADS_PATH if enabled else None
+
+
+async def _recording_view(state: State, caller: ingest.Caller, recording_key: str) -> RecordingView:
+    async with context_of(state).database.sessionmaker() as session:
+        recording = await ingest.recording_of(session, caller, recording_key)
+        return await ingest.recording_view(session, recording, UPLOADS_PATH, _direct_path(state))
+
+
+class DirectUploadController(Controller):
+    """Parts straight to S3 through presigned URLs; the server assembles, verifies and seals."""
+
+    path = DIRECT_UPLOADS_PATH
+    tags = ["media"]
+    opt = allow(Role.OFFICER)
+
+    @post("/", summary="Open (or resume) the direct upload of an announced recording")
+    async def open(
+        self,
+        data: JSONBody[DirectUploadRequest],
+        state: State,
+        principal: NamedDependency[Principal],
+    ) -> Response[DirectUploadView]:
+        context, store = context_of(state), store_of(state)
+        upload, created = await direct.open_direct(
+            context, store, ingest.Caller.of_principal(principal), data.recording_id
+        )
+        received = {} if created else await direct.received_parts(context, store, upload)
+        view = direct.view_of(upload, self.path, data.recording_id, received)
+        return Response(view, status_code=201 if created else 200)
+
+    @get("/{upload_id:uuid}", summary="A direct upload and the parts the store has (ListParts)")
+    async def one(
+        self, upload_id: FromPath[uuid.UUID], state: State, principal: NamedDependency[Principal]
+    ) -> DirectUploadView:
+        context, store = context_of(state), store_of(state)
+        caller = ingest.Caller.of_principal(principal)
+        upload = await ingest.load_upload(context, store, caller, upload_id, direct=True)
+        received = await direct.received_parts(context, store, upload)
+        key = upload.tus_metadata["recording"]
+        return direct.view_of(upload, self.path, key, received)
+
+    @post(
+        "/{upload_id:uuid}/urls",
+        status_code=200,
+        summary="Presigned PUT URLs for parts, each bound to the part's SHA-256",
+    )
+    async def urls(
+        self,
+        upload_id: FromPath[uuid.UUID],
+        data: JSONBody[PartUrlRequest],
+        state: State,
+        principal: NamedDependency[Principal],
+    ) -> PartUrls:
+        caller = ingest.Caller.of_principal(principal)
+        return await direct.part_urls(context_of(state), store_of(state), caller, upload_id, data)
+
+    @post(
+        "/{upload_id:uuid}/complete",
+        status_code=200,
+        summary="Assemble the parts, verify the whole file and the chain, seal as evidence",
+    )
+    async def complete(
+        self, upload_id: FromPath[uuid.UUID], state: State, principal: NamedDependency[Principal]
+    ) -> RecordingView:
+        caller = ingest.Caller.of_principal(principal)
+        upload = await direct.complete_direct(context_of(state), store_of(state), caller, upload_id)
+        return await _recording_view(state, caller, upload.tus_metadata["recording"])

@@ -19,23 +19,26 @@ import hashlib
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar, cast
 
 import anyio
 import msgspec
 from anyio import to_thread
-from sqlalchemy import or_, select, update
+from sqlalchemy import Connection, Table, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from media.edge.manifest import EvidenceReceipt, RecordingManifest, RecordingView
 from media.ingest import tus
 from media.models import Evidence, Recording, RecordingStatus, Upload, UploadStatus
-from media.storage import Appender, ObjectMissing, Store
+from media.storage import Appender, DirectStore, ObjectMissing, Store
 from media.tokens import ScopedToken
 from media.web import MediaContext
 from server.core import ledger
 from server.core.auth import Principal
+from server.core.db import WRITER
 from server.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from server.core.keys import KeyRing
 from server.core.models import Role
@@ -43,6 +46,12 @@ from server.core.settings import Settings
 
 # Body bytes gathered before one trip to the worker thread (hashes + write).
 BATCH = 1024 * 1024
+# The PATCH path's worker threads: body batches, and the lease and offset statements on SQLite.
+# Our own pool rather than anyio's: one hop per task, and uploads do not queue behind other work.
+_WORKERS = ThreadPoolExecutor(4, thread_name_prefix="zhifa-upload")
+_T = TypeVar("_T")
+# Core statements on the table: no ORM objects loaded or synchronised on the hot path.
+_UPLOADS = cast(Table, Upload.__table__)
 EMPTY_SHA256 = hashlib.sha256().hexdigest()
 # Running hashes kept between PATCHes, per upload, in this process.
 _HASHERS: collections.OrderedDict[uuid.UUID, tuple[int, Any]] = collections.OrderedDict()
@@ -200,8 +209,14 @@ async def register_recording(
         registered_at=now,
         updated_at=now,
     )
-    session.add(recording)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            session.add(recording)
+            await session.flush()
+    except IntegrityError:
+        # A repeated announcement while the first is still being served (its answer was lost on
+        # the way): the first one's row is there now.
+        return await register_recording(session, keyring, caller, manifest, now)
     assert manifest.chain.head is not None
     await ledger.append(
         session,
@@ -233,10 +248,17 @@ async def recording_of(session: AsyncSession, caller: Caller, recording_key: str
     return recording
 
 
-async def open_upload_of(session: AsyncSession, recording_id: uuid.UUID) -> Upload | None:
+async def open_upload_of(
+    session: AsyncSession, recording_id: uuid.UUID, *, direct: bool = False
+) -> Upload | None:
+    """The newest unfinished tus (or direct) upload of a recording."""
     return await session.scalar(
         select(Upload)
-        .where(Upload.recording_id == recording_id, Upload.status == UploadStatus.RECEIVING)
+        .where(
+            Upload.recording_id == recording_id,
+            Upload.status == UploadStatus.RECEIVING,
+            Upload.direct_upload_id.is_not(None) if direct else Upload.direct_upload_id.is_(None),
+        )
         .order_by(Upload.created_at.desc(), Upload.offset.desc())
         .limit(1)
     )
@@ -264,7 +286,7 @@ def receipt_of(evidence: Evidence) -> EvidenceReceipt:
 
 
 async def recording_view(
-    session: AsyncSession, recording: Recording, upload_path: str
+    session: AsyncSession, recording: Recording, upload_path: str, direct_path: str | None = None
 ) -> RecordingView:
     evidence = await session.scalar(select(Evidence).where(Evidence.recording_id == recording.id))
     upload = None if evidence else await open_upload_of(session, recording.id)
@@ -278,6 +300,7 @@ async def recording_view(
         offset=upload.offset if upload else 0,
         problems=list(recording.problems),
         evidence=receipt_of(evidence) if evidence else None,
+        direct_upload_endpoint=direct_path,
     )
 
 
@@ -362,9 +385,12 @@ def _caller_may(caller: Caller) -> list[Any]:
     return conditions
 
 
-async def _accessible(session: AsyncSession, caller: Caller, upload_id: uuid.UUID) -> Upload:
+async def _accessible(
+    session: AsyncSession, caller: Caller, upload_id: uuid.UUID, *, direct: bool = False
+) -> Upload:
     upload = await session.get(Upload, upload_id)
-    if upload is None:
+    # tus and direct uploads are reached each through their own endpoints only.
+    if upload is None or (upload.direct_upload_id is not None) != direct:
         raise tus.UploadNotFound(upload_id=str(upload_id))
     if upload.terminal_id != caller.terminal_id or (
         caller.recording_id is not None and caller.recording_id != upload.recording_id
@@ -383,12 +409,17 @@ async def _gone(context: MediaContext, store: Store, upload_id: uuid.UUID) -> tu
 
 
 async def load_upload(
-    context: MediaContext, store: Store, caller: Caller, upload_id: uuid.UUID
+    context: MediaContext,
+    store: Store,
+    caller: Caller,
+    upload_id: uuid.UUID,
+    *,
+    direct: bool = False,
 ) -> Upload:
     """The upload if the caller may touch it; an expired one is removed and reported gone."""
     now = context.clock.now()
     async with context.database.transaction() as session:
-        upload = await _accessible(session, caller, upload_id)
+        upload = await _accessible(session, caller, upload_id, direct=direct)
     if _expired(upload, now):
         raise await _gone(context, store, upload_id)
     return upload
@@ -412,6 +443,7 @@ async def begin_append(
     conditions = [
         Upload.id == upload_id,
         *_caller_may(caller),
+        Upload.direct_upload_id.is_(None),
         Upload.status == UploadStatus.RECEIVING,
         Upload.expires_at > now,
         Upload.offset == offset,
@@ -419,16 +451,16 @@ async def begin_append(
     ]
     if announced is not None:
         conditions.append(Upload.length >= offset + announced)
+    statement = (
+        update(_UPLOADS)
+        .where(*conditions)
+        .values(lease_token=token, lease_until=_lease_end(context, now))
+        .returning(*_UPLOADS.columns)
+    )
+    row = await _in_one_call(context, lambda c: c.execute(statement).mappings().first())
+    if row is not None:
+        return Upload(**row), token
     async with context.database.transaction() as session:
-        leased = await session.scalar(
-            update(Upload)
-            .where(*conditions)
-            .values(lease_token=token, lease_until=_lease_end(context, now))
-            .returning(Upload)
-            .execution_options(synchronize_session=False)
-        )
-        if leased is not None:
-            return leased, token
         # Tell the caller why not.
         upload = await _accessible(session, caller, upload_id)
         expired = _expired(upload, now)
@@ -472,6 +504,10 @@ async def purge_upload(
             },
             now=now,
         )
+        if upload.direct_upload_id is not None and isinstance(store, DirectStore):
+            await to_thread.run_sync(
+                store.abort_multipart, upload.storage_key, upload.direct_upload_id
+            )
         await to_thread.run_sync(lambda: store.delete(upload.storage_key, now=now))
     _HASHERS.pop(upload_id, None)
 
@@ -556,18 +592,44 @@ def _lease_end(context: MediaContext, now: dt.datetime) -> dt.datetime:
     return now + dt.timedelta(seconds=context.settings.media_upload_lease_seconds)
 
 
+async def _in_one_call(context: MediaContext, work: Callable[[Connection], _T]) -> _T:
+    """One short write transaction of Core statements, for the PATCH path.
+
+    On a SQLite file it runs as one call in a worker thread on a synchronous connection (through
+    aiosqlite each execute, fetch and commit is a thread hop, and under load each hop waits its
+    turn for a core); elsewhere on the async engine.
+    """
+    engine = context.database.thread_engine()
+    if engine is None:
+        writer = context.database.engine.execution_options(**{WRITER: True})
+        async with writer.begin() as connection:
+            return await connection.run_sync(work)
+
+    def run() -> _T:
+        with engine.begin() as connection:
+            return work(connection)
+
+    return await asyncio.get_running_loop().run_in_executor(_WORKERS, run)
+
+
+def _leased(upload_id: uuid.UUID, token: str, **values: Any) -> Any:
+    """UPDATE of the upload as long as the lease is still ours (one row, or none)."""
+    return (
+        update(_UPLOADS).where(Upload.id == upload_id, Upload.lease_token == token).values(**values)
+    )
+
+
+def _check_held(rowcount: int, upload_id: uuid.UUID) -> None:
+    if rowcount != 1:
+        # Our lease lapsed and someone else took the upload over: what we wrote is not counted.
+        raise tus.UploadBusy(upload_id=str(upload_id), reason="lease_lost")
+
+
 async def _update_leased(
     session: AsyncSession, upload_id: uuid.UUID, token: str, **values: Any
 ) -> None:
-    result = await session.execute(
-        update(Upload)
-        .where(Upload.id == upload_id, Upload.lease_token == token)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        # Our lease lapsed and someone else took the upload over: what we wrote is not counted.
-        raise tus.UploadBusy(upload_id=str(upload_id), reason="lease_lost")
+    result = await session.execute(_leased(upload_id, token, **values))
+    _check_held(result.rowcount, upload_id)  # type: ignore[attr-defined]
 
 
 async def renew_lease(context: MediaContext, upload_id: uuid.UUID, token: str) -> None:
@@ -589,7 +651,7 @@ async def release_lease(context: MediaContext, upload_id: uuid.UUID, token: str)
 # -- receiving bytes ---------------------------------------------------------------------------
 
 
-def _hash_stored(store: Store, key: str, length: int) -> Any:
+def hash_stored(store: Store, key: str, length: int) -> Any:
     hasher = hashlib.sha256()
     for block in store.read(key, 0, length):
         hasher.update(block)
@@ -603,7 +665,7 @@ async def _hasher_at(context: MediaContext, store: Store, upload: Upload) -> Any
         return cached[1]
     # Another instance took the earlier chunks, or this one restarted: hash what is stored.
     try:
-        hasher = await to_thread.run_sync(_hash_stored, store, upload.storage_key, upload.offset)
+        hasher = await to_thread.run_sync(hash_stored, store, upload.storage_key, upload.offset)
     except ObjectMissing:
         hasher = None
     if hasher is None or hasher.hexdigest() != upload.prefix_sha256:
@@ -622,27 +684,33 @@ def _remember(upload_id: uuid.UUID, offset: int, hasher: Any) -> None:
 class _Sink:
     """Hashes and stores body batches in a worker thread while the next batch arrives.
 
-    One batch is in flight at a time, so bytes reach the hashes and the file in order.
+    One trip per batch does both hashes and the write (hashlib and file writes let go of the GIL
+    on large buffers, so the event loop keeps reading the socket meanwhile). One batch is in
+    flight at a time, so bytes reach the hashes and the file in order.
     """
 
-    def __init__(self, hashers: list[Any], appender: Appender) -> None:
-        self._hashers, self._appender = hashers, appender
+    def __init__(self, running: Any, check: Any | None, appender: Appender) -> None:
+        self._consumers = [running.update, appender.write]
+        if check is not None:
+            self._consumers.append(check.update)
         self._pending: asyncio.Future[None] | None = None
+
+    def _consume(self, data: bytes) -> None:
+        for consume in self._consumers:
+            consume(data)
 
     async def put(self, pieces: list[bytes]) -> None:
         await self.drain()
-        self._pending = asyncio.ensure_future(to_thread.run_sync(self._absorb, pieces))
+        # One buffer: one GIL release per consumer instead of one per socket read.
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self._pending = asyncio.get_running_loop().run_in_executor(_WORKERS, self._consume, data)
 
     async def drain(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            await pending
-
-    def _absorb(self, pieces: list[bytes]) -> None:
-        for piece in pieces:
-            for hasher in self._hashers:
-                hasher.update(piece)
-            self._appender.write(piece)
+        # The batch finishes before anything is reported, so no write outlives an abort: shielded,
+        # so that a cancelled request still finds it here and waits for it before undoing.
+        if self._pending is not None:
+            await asyncio.shield(self._pending)
+            self._pending = None
 
 
 async def receive(
@@ -662,8 +730,9 @@ async def receive(
     base = await _hasher_at(context, store, upload)
     running = base.copy()
     check = checksum.hasher() if checksum else None
-    appender = await to_thread.run_sync(store.append, upload.storage_key, offset)
-    sink = _Sink([running] if check is None else [running, check], appender)
+    loop = asyncio.get_running_loop()
+    appender = await loop.run_in_executor(_WORKERS, store.append, upload.storage_key, offset)
+    sink = _Sink(running, check, appender)
     received, disconnected = 0, False
     renew_every = context.settings.media_upload_lease_seconds / 3
     renew_at = time.monotonic() + renew_every
@@ -702,10 +771,10 @@ async def receive(
             await to_thread.run_sync(appender.abort)
         _remember(upload.id, offset, base)
         raise
-    return await _commit(context, upload, lease_token, offset + received, running)
+    return await commit(context, upload, lease_token, offset + received, running)
 
 
-async def _commit(
+async def commit(
     context: MediaContext, upload: Upload, lease_token: str, offset: int, hasher: Any
 ) -> Upload:
     now = context.clock.now()
@@ -720,10 +789,9 @@ async def _commit(
     complete = offset == upload.length
     if complete:
         values |= {"status": UploadStatus.COMPLETE, "completed_at": now}
-    keyring = await context.keyring()
-    async with context.database.transaction() as session:
-        await _update_leased(session, upload.id, lease_token, **values)
-        if complete:
+        keyring = await context.keyring()
+        async with context.database.transaction() as session:
+            await _update_leased(session, upload.id, lease_token, **values)
             await ledger.append(
                 session,
                 keyring,
@@ -736,9 +804,10 @@ async def _commit(
                 },
                 now=now,
             )
-    if complete:
         _HASHERS.pop(upload.id, None)
     else:
+        statement = _leased(upload.id, lease_token, **values)
+        _check_held(await _in_one_call(context, lambda c: c.execute(statement).rowcount), upload.id)
         _remember(upload.id, offset, hasher)
     for name, value in values.items():
         setattr(upload, name, value)

@@ -8,6 +8,8 @@
                                      none ever with a legal hold (S3 Object Lock where available)
     delete(key, now)                 refused while the object is sealed
 
+S3 also takes multipart uploads whose parts the client sends itself (``DirectStore``).
+
 The database, not the store, holds how many staged bytes count (the upload offset): an append
 always starts at that committed offset and overwrites whatever an unfinished earlier attempt left
 beyond it. The methods block; async callers run them in a worker thread.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -89,6 +91,27 @@ class Store(Protocol):
     def seal_of(self, key: str) -> Seal | None: ...
 
     def delete(self, key: str, *, now: dt.datetime) -> None: ...
+
+
+@runtime_checkable
+class DirectStore(Store, Protocol):
+    """A store the client uploads parts to directly: a multipart upload at a staged key, parts
+    PUT through presigned URLs; completing it leaves one whole staged object for ``finalize``."""
+
+    def begin_multipart(self, key: str) -> str: ...
+
+    def part_url(
+        self, key: str, upload_id: str, number: int, sha256_b64: str, expires_in: int
+    ) -> tuple[str, dict[str, str]]: ...
+
+    def multipart_parts(self, key: str, upload_id: str) -> dict[int, dict[str, Any]] | None: ...
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None: ...
+
+    def abort_multipart(self, key: str, upload_id: str) -> None: ...
+
+    def staged_size(self, key: str) -> int | None:
+        """Size of the whole staged object a completed multipart upload left, if any."""
 
 
 def check_key(key: str) -> str:

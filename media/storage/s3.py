@@ -6,6 +6,10 @@ A staged object is kept as numbered part objects ``<key>.parts/NNNNNN`` of exact
 attempt left. ``finalize`` assembles the parts server-side with a multipart upload of
 UploadPartCopy calls: no byte goes through us again. Where the bucket has Object Lock, ``lock``
 sets a retention date and, for permanent evidence, a legal hold; S3 itself then refuses changes.
+
+Direct uploads (media.ingest.direct) skip us for the bytes: a multipart upload whose parts the
+terminal PUTs through presigned URLs, completed here into a whole staged object, which
+``finalize`` then copies server-side like the part objects.
 """
 
 from __future__ import annotations
@@ -101,7 +105,10 @@ class S3Store:
             "s3",
             endpoint_url=settings.media_s3_endpoint_url or None,
             region_name=settings.media_s3_region,
-            config=Config(retries={"max_attempts": 3, "mode": "standard"}),
+            # SigV4: presigned part URLs sign the x-amz-checksum-sha256 header.
+            config=Config(
+                signature_version="s3v4", retries={"max_attempts": 3, "mode": "standard"}
+            ),
         )
         return cls(
             client,
@@ -201,11 +208,12 @@ class S3Store:
         final = self._final_size(key)
         if final is not None:
             end = final if end is None else end
-            for at in range(start, end, READ_CHUNK):
-                stop = min(end, at + READ_CHUNK)
-                yield self._call("get_object", Key=key, Range=f"bytes={at}-{stop - 1}")[
-                    "Body"
-                ].read()
+            if start < end:
+                body = self._call("get_object", Key=key, Range=f"bytes={start}-{end - 1}")["Body"]
+                try:
+                    yield from body.iter_chunks(READ_CHUNK)
+                finally:
+                    body.close()
             return
         if end is None:
             sizes = self._part_sizes(key)
@@ -224,13 +232,16 @@ class S3Store:
         check_key(key)
         check_key(final_key)
         if self._final_size(final_key) == size:
-            self._delete_parts(key)  # finalized before; a retry cleans up what is left
+            self._delete_versions(key)  # finalized before; a retry cleans up what is left
+            self._delete_parts(key)
             return
-        sizes = self._part_sizes(key)
         count = -(-size // self.part_bytes)
+        # A direct upload left one whole object; a tus upload left part objects.
+        whole = self._final_size(key) is not None
+        sizes = {} if whole else self._part_sizes(key)
         for number in range(1, count + 1):
             want = min(self.part_bytes, size - (number - 1) * self.part_bytes)
-            if sizes.get(number, 0) < want:
+            if not whole and sizes.get(number, 0) < want:
                 raise ObjectMissing("已接收的数据在存储中不完整", key=key, part=number)
         if count == 0:
             self._call("put_object", Key=final_key, Body=b"")
@@ -239,14 +250,16 @@ class S3Store:
         try:
             parts = []
             for number in range(1, count + 1):
-                want = min(self.part_bytes, size - (number - 1) * self.part_bytes)
+                start = (number - 1) * self.part_bytes
+                want = min(self.part_bytes, size - start)
+                source, first = (key, start) if whole else (self._part_key(key, number), 0)
                 copied = self._call(
                     "upload_part_copy",
                     Key=final_key,
                     UploadId=upload,
                     PartNumber=number,
-                    CopySource={"Bucket": self.bucket, "Key": self._part_key(key, number)},
-                    CopySourceRange=f"bytes=0-{want - 1}",
+                    CopySource={"Bucket": self.bucket, "Key": source},
+                    CopySourceRange=f"bytes={first}-{first + want - 1}",
                 )
                 parts.append({"PartNumber": number, "ETag": copied["CopyPartResult"]["ETag"]})
             self._call(
@@ -258,6 +271,8 @@ class S3Store:
         except BaseException:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=final_key, UploadId=upload)
             raise
+        if whole:
+            self._delete_versions(key)
         self._delete_parts(key)
 
     def lock(self, key: str, retain_until: dt.datetime, *, legal_hold: bool = False) -> Seal:
@@ -298,3 +313,76 @@ class S3Store:
         self._delete_versions(key)
         if seal is not None:
             self._delete_versions(key + LOCK_SUFFIX)
+
+    # -- direct uploads: the terminal sends the parts of a multipart upload itself --------------
+
+    def begin_multipart(self, key: str) -> str:
+        """A multipart upload at the staged key whose parts carry SHA-256 checksums."""
+        check_key(key)
+        return str(
+            self._call("create_multipart_upload", Key=key, ChecksumAlgorithm="SHA256")["UploadId"]
+        )
+
+    def part_url(
+        self, key: str, upload_id: str, number: int, sha256_b64: str, expires_in: int
+    ) -> tuple[str, dict[str, str]]:
+        """A presigned PUT of one part and the headers it must carry: S3 refuses a body whose
+        SHA-256 differs from the signed ``x-amz-checksum-sha256``."""
+        url = self.client.generate_presigned_url(
+            "upload_part",
+            Params={
+                "Bucket": self.bucket,
+                "Key": check_key(key),
+                "UploadId": upload_id,
+                "PartNumber": number,
+                "ChecksumSHA256": sha256_b64,
+            },
+            ExpiresIn=expires_in,
+            HttpMethod="PUT",
+        )
+        return url, {"x-amz-checksum-sha256": sha256_b64}
+
+    def multipart_parts(self, key: str, upload_id: str) -> dict[int, dict[str, Any]] | None:
+        """Part number -> S3's listing (Size, ETag, ChecksumSHA256); None if the upload is gone."""
+        parts: dict[int, dict[str, Any]] = {}
+        marker = 0
+        while True:
+            try:
+                page = self._call(
+                    "list_parts", Key=key, UploadId=upload_id, PartNumberMarker=marker
+                )
+            except StorageUnavailable as exc:
+                if exc.data.get("error") == "NoSuchUpload":
+                    return None
+                raise
+            for part in page.get("Parts", []):
+                parts[int(part["PartNumber"])] = part
+            if not page.get("IsTruncated"):
+                return parts
+            marker = int(page["NextPartNumberMarker"])
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+        listed = [
+            {
+                "PartNumber": part["PartNumber"],
+                "ETag": part["ETag"],
+                **({"ChecksumSHA256": part["ChecksumSHA256"]} if "ChecksumSHA256" in part else {}),
+            }
+            for part in parts
+        ]
+        self._call(
+            "complete_multipart_upload",
+            Key=check_key(key),
+            UploadId=upload_id,
+            MultipartUpload={"Parts": listed},
+        )
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        try:
+            self._call("abort_multipart_upload", Key=check_key(key), UploadId=upload_id)
+        except StorageUnavailable as exc:
+            if exc.data.get("error") != "NoSuchUpload":
+                raise
+
+    def staged_size(self, key: str) -> int | None:
+        return self._final_size(check_key(key))

@@ -53,7 +53,10 @@ SIMPLE_FINE_PERSON = Decimal(200)
 SIMPLE_FINE_ORGANISATION = Decimal(3000)
 # 第64条: the hearing request period after the notice, in working days (fixed by law).
 HEARING_REQUEST_DAYS = 5
-DECISION_DOCUMENTS = frozenset({"行政处罚决定书", "当场行政处罚决定书", "不予行政处罚决定书"})
+# 当场处罚决定书 is the title of the terminal's on-site decision template.
+DECISION_DOCUMENTS = frozenset(
+    {"行政处罚决定书", "当场行政处罚决定书", "当场处罚决定书", "不予行政处罚决定书"}
+)
 NO_PENALTY = "不予处罚"
 
 

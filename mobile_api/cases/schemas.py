@@ -26,6 +26,7 @@ class CaseSummary(msgspec.Struct, frozen=True, kw_only=True):
     next_due: dt.date | None
     overdue: bool
     officers: list[str]
+    flaws: int = 0  # findings of the machine case review (案卷评查) as of today
 
 
 class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,6 +39,8 @@ class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
     terminal_id: uuid.UUID
     officers: list[str]
     event: msgspec.Raw  # the event as pushed (canonical JSON)
+    terminal: str = ""  # the terminal's name
+    summary: str = ""  # what was done, in Chinese
 
 
 class RejectedEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,6 +51,7 @@ class RejectedEntry(msgspec.Struct, frozen=True, kw_only=True):
     message: str
     recorded_at: dt.datetime
     terminal_id: uuid.UUID
+    terminal: str = ""
 
 
 class CaseFileView(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,7 +9,7 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mobile_api.cases import assembly, review
+from mobile_api.cases import assembly, review, timeline
 from mobile_api.cases.rules import CaseRules, rules_for, store_rules
 from mobile_api.cases.schemas import (
     CaseFileView,
@@ -24,7 +24,7 @@ from server.core import ledger
 from server.core.auth import Principal
 from server.core.errors import NotFound, PermissionDenied, ValidationFailed
 from server.core.keys import KeyRing
-from server.core.models import Agency
+from server.core.models import Agency, Credential, Officer, Terminal
 
 MAX_PAGE = 200
 
@@ -46,6 +46,7 @@ async def list_cases(
     principal: Principal,
     *,
     today: dt.date,
+    calendar: WorkingDayCalendar,
     agency_code: str | None = None,
     officer: str | None = None,
     state: str | None = None,
@@ -84,6 +85,7 @@ async def list_cases(
             .order_by(CaseOfficer.credential_number)
         ):
             officers[case_id].append(number)
+    rules = await rules_for(session, agency.id)
     return [
         CaseSummary(
             id=row.id,
@@ -99,9 +101,32 @@ async def list_cases(
             next_due=row.next_due,
             overdue=row.next_due is not None and row.next_due < today,
             officers=officers[row.id],
+            flaws=len(review.flaws(assembly.file_from_json(row.file), today, calendar, rules)),
         )
         for row in rows
     ]
+
+
+async def agency_officers(session: AsyncSession, agency_id: uuid.UUID) -> list[tuple[str, str]]:
+    """(证号, name) of every officer of the agency, for choosing one."""
+    rows = await session.execute(
+        select(Credential.number, Officer.name)
+        .join(Officer, Officer.id == Credential.officer_id)
+        .where(Credential.agency_id == agency_id)
+        .order_by(Credential.number)
+    )
+    return [(number, name) for number, name in rows]
+
+
+async def readable_file(
+    session: AsyncSession, principal: Principal, case_id: uuid.UUID
+) -> assembly.CaseFile:
+    """The case file of a case of the caller's own agency."""
+    agency = await staff_agency(session, principal)
+    row = await session.get(Case, case_id)
+    if row is None or row.agency_id != agency.id:
+        raise NotFound("没有该案件", case_id=str(case_id))
+    return assembly.file_from_json(row.file)
 
 
 async def case_file(
@@ -113,21 +138,30 @@ async def case_file(
     calendar: WorkingDayCalendar,
 ) -> CaseFileView:
     """The whole case file: derived state, deadlines and flaws as of today, timeline, refusals."""
-    agency = await staff_agency(session, principal)
-    row = await session.get(Case, case_id)
-    if row is None or row.agency_id != agency.id:
-        raise NotFound("没有该案件", case_id=str(case_id))
-    file = assembly.file_from_json(row.file)
-    rules = await rules_for(session, agency.id)
-    events = await session.scalars(
-        select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.hlc, CaseEvent.id)
+    file = await readable_file(session, principal, case_id)
+    rules = await rules_for(session, file.agency_id)
+    events = list(
+        await session.scalars(
+            select(CaseEvent)
+            .where(CaseEvent.case_id == case_id)
+            .order_by(CaseEvent.hlc, CaseEvent.id)
+        )
     )
-    timeline: list[TimelineEntry] = []
+    terminals = {
+        row.id: row.name
+        for row in await session.execute(
+            select(Terminal.id, Terminal.name).where(
+                Terminal.id.in_({event.terminal_id for event in events})
+            )
+        )
+    }
+    entries: list[TimelineEntry] = []
     rejected: list[RejectedEntry] = []
     for event in events:
         label = EVENT_LABELS.get(event.kind, event.kind)
         if event.outcome == "accepted":
-            timeline.append(
+            payload = decode_event(event.payload)
+            entries.append(
                 TimelineEntry(
                     id=event.id,
                     kind=event.kind,
@@ -136,8 +170,10 @@ async def case_file(
                     terminal_time=event.terminal_time,
                     recorded_at=event.recorded_at,
                     terminal_id=event.terminal_id,
-                    officers=list(decode_event(event.payload).officers),
+                    officers=list(payload.officers),
                     event=msgspec.Raw(event.payload),
+                    terminal=terminals.get(event.terminal_id, ""),
+                    summary=timeline.describe(payload),
                 )
             )
         else:
@@ -150,13 +186,14 @@ async def case_file(
                     message=event.message,
                     recorded_at=event.recorded_at,
                     terminal_id=event.terminal_id,
+                    terminal=terminals.get(event.terminal_id, ""),
                 )
             )
     return CaseFileView(
         file=file,
         deadlines=review.deadlines(file, today, calendar, rules),
         flaws=review.flaws(file, today, calendar, rules),
-        timeline=timeline,
+        timeline=entries,
         rejected=rejected,
     )
 

@@ -84,7 +84,7 @@ class CredentialPolicy(msgspec.Struct, frozen=True, kw_only=True):
     status_list_max_age_hours: Annotated[int, msgspec.Meta(ge=1, le=24 * 30)] = 24
     # The server re-signs an unchanged status list this often, so cached copies stay fresh.
     status_list_refresh_seconds: Seconds = 3600
-    # Public verification: requests per client per window (fixed window, counted in the database).
+    # Public verification: requests per client per window (fixed window, counted per instance).
     rate_limit_requests: Seconds = 60
     rate_limit_window_seconds: Seconds = 60
 

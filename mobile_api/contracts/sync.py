@@ -144,6 +144,14 @@ class ReviewOutcomeRef(_Message, tag="review_outcome", tag_field="type", kw_only
     outcome: str
     opinion: str = ""
     decided_at: dt.datetime | None = None
+    state: str = ""  # 无需审核 / 待送审 / 待审核 / 审核中 / 待补充材料 / 已退回 / 协调中 / 审核通过
+    major: bool = False
+    allowed: bool = False  # the final decision may be printed and served now
+    reasons: list[str] = msgspec.field(default_factory=list)  # why it is major, why it is blocked
+    round: int = 0
+    problems: list[str] = msgspec.field(default_factory=list)  # of a 存在问题 opinion
+    request: str = ""  # materials to add (补充材料), or the reason an escalation was raised
+    due_on: dt.date | None = None  # by when to add them
 
     @property
     def key(self) -> str:

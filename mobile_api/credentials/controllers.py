@@ -11,6 +11,8 @@ import msgspec
 from jinja2 import Environment, PackageLoader
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from sqlalchemy import select
 
 from mobile_api.contracts import qr
@@ -148,7 +150,9 @@ class CredentialController(Controller):
         opt=OFFICER_ON_TERMINAL,
         summary="Pre-signed QR codes for the next hours, for the terminal to show offline",
     )
-    async def qr_batch(self, request: Request[Any, Any, Any], principal: Principal) -> TokenBatch:
+    async def qr_batch(
+        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal]
+    ) -> TokenBatch:
         context = _context(request.app.state)
         credential, agency = await self._own(request, principal)
         return services.issue_token_batch(
@@ -170,7 +174,7 @@ class CredentialController(Controller):
 
     @get("/me/qr.png", opt=OFFICER_ON_TERMINAL, summary="The officer's current code as PNG")
     async def qr_png(
-        self, request: Request[Any, Any, Any], principal: Principal
+        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal]
     ) -> Response[bytes]:
         url = await self._current_url(request, principal)
         return Response(
@@ -179,7 +183,7 @@ class CredentialController(Controller):
 
     @get("/me/qr.svg", opt=OFFICER_ON_TERMINAL, summary="The officer's current code as SVG")
     async def qr_svg(
-        self, request: Request[Any, Any, Any], principal: Principal
+        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal]
     ) -> Response[bytes]:
         url = await self._current_url(request, principal)
         return Response(
@@ -191,7 +195,9 @@ class CredentialController(Controller):
         opt=OFFICER_ON_TERMINAL,
         summary="The officer's current code as text for a terminal",
     )
-    async def qr_txt(self, request: Request[Any, Any, Any], principal: Principal) -> Response[str]:
+    async def qr_txt(
+        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal]
+    ) -> Response[str]:
         url = await self._current_url(request, principal)
         return Response(
             f"{qr.qr_text(url)}\n{url}\n",
@@ -204,7 +210,9 @@ class CredentialController(Controller):
         opt=OFFICER_ON_TERMINAL,
         summary="Keys, signed status list and roster of the officer's agency, for offline checks",
     )
-    async def cache(self, request: Request[Any, Any, Any], principal: Principal) -> CredentialCache:
+    async def cache(
+        self, request: Request[Any, Any, Any], principal: NamedDependency[Principal]
+    ) -> CredentialCache:
         context = _context(request.app.state)
         services.officer_of(principal)
         now = context.clock.now()
@@ -224,7 +232,9 @@ class CredentialController(Controller):
         opt=PUBLIC,
         summary="The agency's signed credential status list (JWS, application/statuslist+jwt)",
     )
-    async def status_list(self, agency_code: str, request: Request[Any, Any, Any]) -> Response[Any]:
+    async def status_list(
+        self, agency_code: FromPath[str], request: Request[Any, Any, Any]
+    ) -> Response[Any]:
         context = _context(request.app.state)
         async with context.database.transaction() as session:
             agency = await accounts.agency_by_code(session, agency_code)
@@ -278,7 +288,10 @@ class CredentialAdminController(Controller):
 
     @get("/{number:str}", opt=ADMINS, summary="A credential with its status history")
     async def show(
-        self, number: str, request: Request[Any, Any, Any], principal: Principal
+        self,
+        number: FromPath[str],
+        request: Request[Any, Any, Any],
+        principal: NamedDependency[Principal],
     ) -> CredentialAdminView:
         context = _context(request.app.state)
         async with context.database.sessionmaker() as session:
@@ -295,10 +308,10 @@ class CredentialAdminController(Controller):
     )
     async def change_status(
         self,
-        number: str,
-        data: StatusChangeRequest,
+        number: FromPath[str],
+        data: JSONBody[StatusChangeRequest],
         request: Request[Any, Any, Any],
-        principal: Principal,
+        principal: NamedDependency[Principal],
     ) -> CredentialAdminView:
         context = _context(request.app.state)
         async with context.database.transaction() as session:
@@ -345,7 +358,7 @@ class VerificationController(Controller):
         opt=PUBLIC,
         summary="Verify a scanned credential code: HTML page, or JSON with Accept: application/json",
     )
-    async def verify(self, token: str, request: Request[Any, Any, Any]) -> PageResponse:
+    async def verify(self, token: FromPath[str], request: Request[Any, Any, Any]) -> PageResponse:
         verifier = verifier_of(request)
         as_json = _wants_json(request)
         checked, outcome, admission = await verifier.visit(token, _client(request), scan=True)
@@ -394,7 +407,7 @@ class VerificationController(Controller):
     @get(
         "/{token:str}/photo", opt=PUBLIC, summary="The officer's photo, for a genuine current code"
     )
-    async def photo(self, token: str, request: Request[Any, Any, Any]) -> Response[Any]:
+    async def photo(self, token: FromPath[str], request: Request[Any, Any, Any]) -> Response[Any]:
         verifier = verifier_of(request)
         checked, outcome, admission = await verifier.visit(token, _client(request), scan=False)
         refuse(outcome, admission)

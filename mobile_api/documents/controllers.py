@@ -8,8 +8,11 @@ from typing import Any
 from jinja2 import Environment, PackageLoader
 from litestar import Controller, Request, Response, get, post, put
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.enums import MediaType
+from litestar.params import JSONBody
 
+from mobile_api import gates
 from mobile_api.contracts.documents import NumberBlock
 from mobile_api.documents import services
 from mobile_api.documents.schemas import (
@@ -82,9 +85,13 @@ class DocumentController(Controller):
 
     @post("/", opt=OFFICER_ON_TERMINAL, summary="Register a document generated on the terminal")
     async def register(
-        self, state: State, principal: Principal, data: RegisterRequest
+        self,
+        state: State,
+        principal: NamedDependency[Principal],
+        data: JSONBody[RegisterRequest],
     ) -> Response[Registration]:
-        registration, new = await services.register(_context(state), principal, data)
+        hooks = gates.hooks_of(state)
+        registration, new = await services.register(_context(state), hooks, principal, data)
         return Response(registration, status_code=201 if new else 200)
 
     @get("/templates", opt=TEMPLATE_READERS, summary="The agency's current templates and rules")

@@ -36,6 +36,7 @@ from mobile_api.contracts.documents import (
     render,
     verify_url,
 )
+from mobile_api.contracts.documents.facts import DECISION_KINDS
 from mobile_api.contracts.documents.rules import RULES_NAME, default_rules_text
 from mobile_api.contracts.documents.templates import default_template_text
 from mobile_api.document_models import (
@@ -59,6 +60,7 @@ from mobile_api.documents.schemas import (
     TemplateFile,
     Verification,
 )
+from mobile_api.gates import CaseHooks, FinalDecisionPrinted
 from mobile_api.web import AreaContext
 from server.core import ledger
 from server.core.auth import Principal
@@ -347,9 +349,13 @@ def _registration(row: RegisteredDocument, base_url: str) -> Registration:
 
 
 async def register(
-    context: AreaContext, principal: Principal, request: RegisterRequest
+    context: AreaContext, hooks: CaseHooks, principal: Principal, request: RegisterRequest
 ) -> tuple[Registration, bool]:
-    """Re-render, compare and record a document; ``True`` when it is new, ``False`` on a replay."""
+    """Re-render, compare and record a document; ``True`` when it is new, ``False`` on a replay.
+
+    A final decision (``DECISION_KINDS``) is recorded only if the injected print checks (legal
+    review's issue gate) let it through, checked in the transaction that records it.
+    """
     base_url = context.settings.resolved_public_base_url
     if request.public_base_url.rstrip("/") != base_url:
         raise ValidationFailed(
@@ -384,6 +390,16 @@ async def register(
     now = context.clock.now()
     keyring = await context.keyring()
     async with context.database.transaction() as session:
+        if request.kind in DECISION_KINDS:
+            await hooks.check_printing(
+                session,
+                FinalDecisionPrinted(
+                    case_id=request.facts.case_id,
+                    agency_id=inputs.agency.id,
+                    kind=request.kind,
+                    number=request.facts.number,
+                ),
+            )
         entry = await ledger.append(
             session,
             keyring,

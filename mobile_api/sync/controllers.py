@@ -6,6 +6,8 @@ import uuid
 
 from litestar import Controller, get, post
 from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, JSONBody
 
 from mobile_api import signals
 from mobile_api.contracts.sync import PULL_PATH, PUSH_PATH, PullResponse, PushRequest, PushResponse
@@ -30,7 +32,9 @@ class SyncController(Controller):
         status_code=200,
         summary="Push a batch of case events (officer on an enrolled terminal, DPoP)",
     )
-    async def push(self, data: PushRequest, state: State, principal: Principal) -> PushResponse:
+    async def push(
+        self, data: JSONBody[PushRequest], state: State, principal: NamedDependency[Principal]
+    ) -> PushResponse:
         context: AreaContext = state.context
         keyring = await context.keyring()
         calendar = await context.calendar()
@@ -68,9 +72,9 @@ class SyncController(Controller):
     async def pull(
         self,
         state: State,
-        principal: Principal,
-        cursor: str = "",
-        ack_resync: uuid.UUID | None = None,
+        principal: NamedDependency[Principal],
+        cursor: FromQuery[str] = "",
+        ack_resync: FromQuery[uuid.UUID | None] = None,
     ) -> PullResponse:
         context: AreaContext = state.context
         calendar = await context.calendar()
@@ -91,7 +95,7 @@ class SyncController(Controller):
         summary="Order terminals of the own agency to resync fully (all of them if none named)",
     )
     async def order_resync(
-        self, data: ResyncRequest, state: State, principal: Principal
+        self, data: JSONBody[ResyncRequest], state: State, principal: NamedDependency[Principal]
     ) -> ResyncOrdered:
         context: AreaContext = state.context
         async with context.database.transaction() as session:

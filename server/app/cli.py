@@ -19,7 +19,7 @@ from server.core import accounts, ledger, roster
 from server.core.errors import ZhifaError
 from server.core.keys import rotate_signing_key
 from server.core.models import Role
-from server.core.settings import load_settings
+from server.core.settings import Settings, load_settings
 
 T = TypeVar("T")
 
@@ -97,18 +97,30 @@ def serve(host: str | None, port: int | None) -> None:
     """Serve the API with uvicorn."""
     import uvicorn
 
-    settings = load_settings()
-    host = host or settings.host
-    port = port or settings.port
-    click.echo(f"zhifa 正在监听 http://{host}:{port}  （接口文档 /schema，按 Ctrl+C 停止）")
-    uvicorn.run(
-        "server.app.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        log_level=settings.log_level,
-        http="httptools",
+    options = uvicorn_options(load_settings(), host, port)
+    click.echo(
+        f"zhifa 正在监听 http://{options['host']}:{options['port']}"
+        "  （接口文档 /schema，按 Ctrl+C 停止）"
     )
+    uvicorn.run(APP, factory=True, **options)
+
+
+APP = "server.app.main:create_app"
+
+
+def uvicorn_options(
+    settings: Settings, host: str | None = None, port: int | None = None
+) -> dict[str, Any]:
+    """How `zhifa serve` runs uvicorn, from settings and the command line."""
+    return {
+        "host": host or settings.host,
+        "port": port or settings.port,
+        "log_level": settings.log_level,
+        "http": "httptools",
+        # Behind a load balancer the client is whom its X-Forwarded-For names.
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips or None,
+    }
 
 
 @main.group("roster")

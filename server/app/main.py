@@ -16,7 +16,13 @@ from disclosure.controllers import DisclosureStaffController, PublicDisclosureCo
 from disclosure.jobs import start_jobs
 from disclosure.portal import PortalController
 from media.evidence.controllers import EvidenceController
-from media.ingest.controllers import RecordingController, TokenTusController, TusController
+from media.ingest.controllers import (
+    DirectUploadController,
+    RecordingController,
+    TokenTusController,
+    TusController,
+)
+from mobile_api.cases.console import CaseConsoleController
 from mobile_api.cases.controllers import CaseController
 from mobile_api.cases.decisions import DecisionChangeController
 from mobile_api.credentials.controllers import (
@@ -54,6 +60,7 @@ ROUTE_HANDLERS = [
     DisclosureStaffController,
     SyncController,
     CaseController,
+    CaseConsoleController,
     DecisionChangeController,
     CredentialController,
     CredentialAdminController,
@@ -63,6 +70,7 @@ ROUTE_HANDLERS = [
     RecordingController,
     TusController,
     TokenTusController,
+    DirectUploadController,
     EvidenceController,
     ReviewController,
     ConsoleAuthController,

@@ -14,8 +14,10 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ValidationException,
 )
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from server.core.db import DatabaseBusy, DatabaseUnavailable, unavailable
 from server.core.errors import ZhifaError
 
 PROBLEM_JSON = "application/problem+json"
@@ -61,13 +63,18 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[s
     return problem(exc.status_code, code, title, detail, **data)
 
 
-def database_unavailable(_: Request[Any, Any, Any], exc: DBAPIError) -> Response[dict[str, Any]]:
-    if isinstance(exc, OperationalError) or exc.connection_invalidated:
+def database_unavailable(
+    request: Request[Any, Any, Any], exc: DBAPIError
+) -> Response[dict[str, Any]]:
+    if unavailable(exc):
         log.warning("database unavailable: %s", exc)
-        return problem(
-            503, "database_unavailable", "服务暂不可用", "数据库暂时无法访问，请稍后重试"
-        )
-    return internal_error(_, exc)
+        return zhifa_error(request, DatabaseUnavailable())
+    return internal_error(request, exc)
+
+
+def database_busy(request: Request[Any, Any, Any], exc: PoolTimeout) -> Response[dict[str, Any]]:
+    log.warning("database busy: %s", exc)
+    return zhifa_error(request, DatabaseBusy())
 
 
 def internal_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -79,5 +86,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ZhifaError: zhifa_error,
     HTTPException: http_error,
     DBAPIError: database_unavailable,
+    PoolTimeout: database_busy,  # no pooled connection came free in time
     Exception: internal_error,
 }

@@ -7,13 +7,17 @@
 * The issue gate: a decision document is served only if review's gate lets it through
   (``mobile_api.gates.CaseHooks.serve_checks``); a case whose decision was never routed (its
   post-commit routing failed, or it was proposed in the same push) is routed there first, so
-  minor decisions pass and nothing is served unrouted. Disclosure publishes only what the same
-  gate allows, and shows review's catalog on the portal.
+  minor decisions pass and nothing is served unrouted. Registering a final decision printed on a
+  terminal (``CaseHooks.print_checks``) passes the same gate; a case the server does not hold is
+  refused until its events arrive. Disclosure publishes only what the same gate allows, and shows
+  review's catalog on the portal.
+* The handling officers' terminals pull the review outcome of their open cases (reference kind
+  ``review_outcome``, ``review.outcomes``), read from the review record at every pull.
 * A served decision is scheduled for disclosure (``disclosure.services.record_decision``); a
   change recorded on the case withdraws it (``disclosure.services.withdraw``) in the same
   transaction.
 * A credential scan (``mobile_api.credentials.verification.scan_listeners``) becomes a 亮证 event
-  of the officer's open case.
+  of the officer's open case: one per code shown, a whole flush's in one transaction.
 
 The signal lists are process-wide while apps are not (tests build many), so one dispatcher per
 list is installed once and finds the app of the request it runs in through a context variable
@@ -52,19 +56,21 @@ from mobile_api.contracts.events import (
     Person,
     decode_event,
 )
+from mobile_api.contracts.sync import Reference
 from mobile_api.credentials import verification
 from mobile_api.credentials.verification import CredentialScanned
-from mobile_api.models import Case, CaseEvent
+from mobile_api.models import Case, CaseEvent, CaseOfficer
 from mobile_api.signals import DecisionMade
+from mobile_api.sync.services import REFERENCE_SOURCES, PullScope
 from review import schemas as rv
 from review.catalog import published_catalog
-from review.gate import GateAction, decision_gate, require_review_passed
+from review.gate import GateAction, decision_gate, refusal, require_review_passed
+from review.outcomes import outcome_refs
 from review.services import route_proposal
 from review.sources import WIRING_KEY, RecordedCaseFiles, ReviewWiring
 from server.app.context import AppContext
 from server.core.auth import Principal
 from server.core.clock import CHINA_TZ
-from server.core.models import Credential
 
 log = logging.getLogger("zhifa.wiring")
 
@@ -236,15 +242,43 @@ class Reactions:
             case = await self.case_files.build(session, file, None)
             await route_proposal(session, keyring, case, now=self.context.clock.now())
 
-    async def serve_gate(
-        self, session: AsyncSession, file: CaseFile, proposal: DecisionProposed | None
+    async def _gate(
+        self,
+        session: AsyncSession,
+        file: CaseFile,
+        proposal: DecisionProposed | None,
+        action: GateAction,
     ) -> None:
+        """Review's gate for ``action``; a decision never routed is routed first."""
         if not (await decision_gate(session, file.case_id)).routed:
             case = await self.case_files.build(session, file, proposal)
             await route_proposal(
                 session, await self.context.keyring(), case, now=self.context.clock.now()
             )
-        await require_review_passed(session, file.case_id, GateAction.SERVE)
+        await require_review_passed(session, file.case_id, action)
+
+    async def serve_gate(
+        self, session: AsyncSession, file: CaseFile, proposal: DecisionProposed | None
+    ) -> None:
+        await self._gate(session, file, proposal, GateAction.SERVE)
+
+    async def print_gate(self, session: AsyncSession, printed: gates.FinalDecisionPrinted) -> None:
+        """A final decision is registered only for a case the server holds, with its decision
+        proposed and allowed by review: otherwise whether it is major cannot even be known."""
+        file = await self._case_file(session, printed.case_id)
+        if file is None or file.agency_id != printed.agency_id:
+            raise refusal(
+                printed.case_id,
+                GateAction.PRINT_FINAL,
+                ["服务器尚未收到该案件的执法记录，请先同步案件，待判定是否须经法制审核后再登记"],
+            )
+        if file.decision is None:
+            raise refusal(
+                printed.case_id,
+                GateAction.PRINT_FINAL,
+                ["本案尚未记录拟处理决定，无法判定是否属于重大执法决定"],
+            )
+        await self._gate(session, file, None, GateAction.PRINT_FINAL)
 
     async def may_publish(self, session: AsyncSession, case_id: uuid.UUID) -> bool | str:
         status = await decision_gate(session, case_id)
@@ -339,23 +373,42 @@ class Reactions:
 
     # --- credentials ----------------------------------------------------------------------------
 
-    async def credential_scanned(self, scan: CredentialScanned) -> None:
-        async with self.context.database.sessionmaker() as session:
-            if not await scans.has_open_case(session, scan.agency_id, scan.credential_number):
-                return
+    async def credentials_scanned(self, scanned: list[CredentialScanned]) -> None:
+        """A flush's announced scans: their 亮证 events in one transaction, which also marks the
+        scans announced; if it fails they stay pending and are announced again."""
         keyring = await self.context.keyring()
         async with self.context.database.transaction() as session:
-            if await session.get(Credential, scan.credential_id) is None:
-                return
-            await scans.record_credential_scan(
+            await scans.record_credential_scans(
                 session,
                 keyring,
-                scan_id=scan.scan_id,
-                credential_number=scan.credential_number,
-                officer_id=scan.officer_id,
-                agency_id=scan.agency_id,
-                now=scan.scanned_at,
+                [
+                    scans.ScanShown(
+                        scan_id=scan.scan_id,
+                        credential_number=scan.credential_number,
+                        officer_id=scan.officer_id,
+                        agency_id=scan.agency_id,
+                        scanned_at=scan.scanned_at,
+                        code_nonce=scan.code_nonce,
+                    )
+                    for scan in scanned
+                ],
+                now=self.context.clock.now(),
             )
+            await verification.mark_announced(session, (scan.scan_id for scan in scanned))
+
+
+async def review_outcomes(session: AsyncSession, scope: PullScope) -> list[Reference]:
+    """Pull source ``review_outcome``: the review outcome of the officer's open cases."""
+    own_open_cases = (
+        select(Case.id)
+        .join(CaseOfficer, CaseOfficer.case_id == Case.id)
+        .where(
+            Case.agency_id == scope.agency_id,
+            CaseOfficer.credential_number == scope.credential_number,
+            Case.state != assembly.CaseState.CLOSED,
+        )
+    )
+    return list(await outcome_refs(session, scope.agency_id, own_open_cases))
 
 
 _current: contextvars.ContextVar[Reactions | None] = contextvars.ContextVar(
@@ -369,10 +422,10 @@ async def _route_decision(decision: DecisionMade) -> None:
         await reactions.route_decision(decision)
 
 
-async def _credential_scanned(scan: CredentialScanned) -> None:
+async def _credentials_scanned(scanned: list[CredentialScanned]) -> None:
     reactions = _current.get()
     if reactions is not None:
-        await reactions.credential_scanned(scan)
+        await reactions.credentials_scanned(scanned)
 
 
 class Wiring:
@@ -388,6 +441,7 @@ class Wiring:
             WIRING_KEY: ReviewWiring(case_files=reactions.case_files),
             gates.STATE_KEY: gates.CaseHooks(
                 serve_checks=[reactions.serve_gate],
+                print_checks=[reactions.print_gate],
                 served_listeners=[reactions.decision_served],
                 change_listeners=[reactions.decision_changed],
             ),
@@ -401,6 +455,7 @@ class Wiring:
 def wire(context: AppContext) -> Wiring:
     if _route_decision not in signals.decision_listeners:
         signals.decision_listeners.append(_route_decision)
-    if _credential_scanned not in verification.scan_listeners:
-        verification.scan_listeners.append(_credential_scanned)
+    if _credentials_scanned not in verification.scan_listeners:
+        verification.scan_listeners.append(_credentials_scanned)
+    REFERENCE_SOURCES["review_outcome"] = review_outcomes
     return Wiring(context)

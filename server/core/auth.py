@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 import secrets
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import jwt
@@ -88,7 +88,37 @@ def _uuid_or_none(value: str | None) -> uuid.UUID | None:
     return uuid.UUID(value) if value else None
 
 
+class _Verified(NamedTuple):
+    kid: str
+    public: bytes  # the key that verified the signature
+    principal: Principal
+    claims: dict[str, Any]
+
+
+# Access tokens whose signature checked out, by SHA-256 of the token: a terminal sends the same
+# token with every push, and an Ed25519 check per request is CPU on the hot path. An entry counts
+# only while the keyring at hand still trusts the key that verified it; expiry is checked on every
+# use. Oldest entries go first beyond the bound.
+VERIFIED_TOKENS_MAX = 10_000
+_verified: dict[str, _Verified] = {}
+
+
 def decode_access_token(keyring: KeyRing, token: str, now: dt.datetime) -> tuple[Principal, dict]:
+    digest = token_digest(token)
+    verified = _verified.get(digest)
+    if verified is None or keyring.public.get(verified.kid) != verified.public:
+        verified = _verify_access_token(keyring, token)
+        if len(_verified) >= VERIFIED_TOKENS_MAX:
+            del _verified[next(iter(_verified))]
+        _verified[digest] = verified
+    # Expiry is checked against our one clock, not the library's.
+    if verified.claims["exp"] <= now.timestamp():
+        del _verified[digest]
+        raise NotAuthenticated("登录已过期，请重新登录", reason="token_expired")
+    return verified.principal, dict(verified.claims)
+
+
+def _verify_access_token(keyring: KeyRing, token: str) -> _Verified:
     try:
         kid = jwt.get_unverified_header(token).get("kid", "")
         key = keyring.public_key(kid)
@@ -103,9 +133,6 @@ def decode_access_token(keyring: KeyRing, token: str, now: dt.datetime) -> tuple
         )
     except jwt.PyJWTError as exc:
         raise NotAuthenticated("登录凭证无效，请重新登录") from exc
-    # Expiry is checked against our one clock, not the library's.
-    if claims["exp"] <= now.timestamp():
-        raise NotAuthenticated("登录已过期，请重新登录", reason="token_expired")
     principal = Principal(
         user_id=uuid.UUID(claims["sub"]),
         roles=frozenset(claims.get("roles", [])),
@@ -113,7 +140,7 @@ def decode_access_token(keyring: KeyRing, token: str, now: dt.datetime) -> tuple
         officer_id=_uuid_or_none(claims.get("officer")),
         terminal_id=_uuid_or_none(claims.get("tid")),
     )
-    return principal, claims
+    return _Verified(kid, keyring.public[kid], principal, claims)
 
 
 def access_token_hash(token: str) -> str:

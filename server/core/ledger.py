@@ -2,7 +2,10 @@
 RFC 9162 Merkle tree, with signed tree heads, inclusion and consistency proofs.
 
 Appends are serialised on the single ``ledger_state`` row (``FOR UPDATE`` on PostgreSQL; SQLite
-writers are serial already), which keeps leaf indexes dense even when transactions roll back.
+writers are serial already), which keeps leaf indexes dense even when transactions roll back. The
+row stays locked until the transaction ends, and every appending transaction of every instance
+waits for it: append as the last statement of a transaction, and do nothing under the lock that
+can be done before it.
 """
 
 from __future__ import annotations
@@ -38,9 +41,14 @@ def tree_head_message(size: int, root: bytes, signed_at: dt.datetime) -> bytes:
 
 
 def entry_bytes(seq: int, kind: str, ref: str, at: dt.datetime, data: Any) -> bytes:
-    """Canonical bytes of one entry (sorted keys), the exact input of its leaf hash."""
+    """Canonical bytes of one entry (sorted keys), the exact input of its leaf hash. ``data`` may
+    come encoded already (``msgspec.Raw`` of ``encode_data``): the bytes are the same."""
     document = {"seq": seq, "kind": kind, "ref": ref, "at": at.isoformat(), "data": data}
     return msgspec.json.encode(document, order="sorted")
+
+
+def encode_data(data: Any) -> msgspec.Raw:
+    return msgspec.Raw(msgspec.json.encode(data, order="sorted"))
 
 
 async def append(
@@ -75,6 +83,8 @@ async def _append_rows(
 ) -> list[dict[str, Any]]:
     if not items:
         return []
+    # Encoded before the lock: only what depends on the position is made under it.
+    encoded = [(kind, ref, encode_data(data)) for kind, ref, data in items]
     # Columns, not the entity: appends are hot, and the update below keeps any loaded copy current.
     state = (
         await session.execute(
@@ -89,7 +99,7 @@ async def _append_rows(
         else CompactRange()
     )
     rows: list[dict[str, Any]] = []
-    for kind, ref, data in items:
+    for kind, ref, data in encoded:
         seq = len(frontier)
         raw = entry_bytes(seq, kind, ref, now, data)
         leaf = leaf_hash(raw)

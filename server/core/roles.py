@@ -13,6 +13,8 @@ from server.core.models import Role
 ROLES_KEY = "roles"
 # Console pages may carry the session in this cookie instead of the Authorization header.
 SESSION_COOKIE_KEY = "session_cookie"
+# The staff console's session cookie, set by its login page; every area's console pages read it.
+CONSOLE_COOKIE = "zhifa_console"
 # Anyone may call it; routes that check a scoped token themselves (tus uploads, media tickets)
 # are public to the guard too and listed as such in tests/test_route_roles.py.
 PUBLIC: dict[str, Any] = {ROLES_KEY: "public"}

@@ -28,6 +28,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     # Clock skew tolerated on device proofs (DPoP iat).
     device_proof_max_age_seconds: int = 120
     log_level: str = "info"
+    # `zhifa serve` behind a load balancer: the balancers' addresses (comma-separated, or "*"),
+    # whose X-Forwarded-For then names the client, e.g. for the verification page's rate limit
+    # per client address. Empty: uvicorn's default (FORWARDED_ALLOW_IPS, else 127.0.0.1 and ::1).
+    forwarded_allow_ips: str = ""
     # Media (issue 4). Blob store: "filesystem" (under resolved_media_dir) or "s3".
     media_storage: str = "filesystem"
     media_s3_endpoint_url: str = ""
@@ -37,6 +41,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     media_s3_part_bytes: int = 8 * 1024 * 1024
     # Object Lock mode used where the bucket has Object Lock: COMPLIANCE or GOVERNANCE.
     media_s3_lock_mode: str = "COMPLIANCE"
+    # S3 only: terminals upload parts straight to the bucket with presigned URLs (docs/media.md).
+    media_direct_upload: bool = False
     # tus: an unfinished upload expires this long after its last PATCH.
     media_upload_expiry_seconds: int = 7 * 24 * 3600
     media_upload_max_bytes: int = 64 * 1024**3

@@ -33,6 +33,8 @@ DOCUMENT_KINDS: tuple[DocumentKind, ...] = (
     "penalty_decision",
     "service_receipt",
 )
+# The final decisions: printing one passes legal review's issue gate (行政处罚法 第58条).
+DECISION_KINDS: tuple[DocumentKind, ...] = ("onsite_decision", "penalty_decision")
 KIND_LABELS: dict[str, str] = {
     "rights_notice": "行政处罚事先告知书",
     "onsite_decision": "当场处罚决定书",
