@@ -16,12 +16,10 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
 import msgspec
-from jinja2 import Environment, PackageLoader, select_autoescape
 from litestar import Controller, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
@@ -44,7 +42,7 @@ from review.sources import wiring_of
 from review.web import CONSOLE_COOKIE, ReviewContext, console_roles, context_of
 from server.core import accounts
 from server.core.auth import Principal
-from server.core.clock import CHINA_TZ
+from server.core.console import console_templates, page_headers
 from server.core.errors import (
     Conflict,
     NotAuthenticated,
@@ -78,41 +76,14 @@ ACTIONS = {"save", "agree", "problems", "supplement"}
 # --- rendering ------------------------------------------------------------------------------------
 
 
-def _china_time(value: dt.datetime | None) -> str:
-    return value.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M") if value else ""
-
-
-def _yuan(value: Decimal | None) -> str:
-    return "不限" if value is None else f"{value.normalize():,f}"
-
-
-TEMPLATES = Environment(
-    loader=PackageLoader("review", "templates"),
-    autoescape=select_autoescape(default=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-TEMPLATES.filters.update(china_time=_china_time, yuan=_yuan)
+TEMPLATES = console_templates("review")
 
 
 def render(template: str, *, status: int = 200, **values: Any) -> Response[str]:
     nonce = secrets.token_urlsafe(16)
     html = TEMPLATES.get_template(template).render(nonce=nonce, checklist=CHECKLIST, **values)
     return Response(
-        html,
-        status_code=status,
-        media_type=MediaType.HTML,
-        headers={
-            "Cache-Control": "no-store",
-            "Content-Security-Policy": (
-                "default-src 'self'; "
-                f"script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; "
-                "img-src 'self' data: http: https:; media-src 'self' http: https:; "
-                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-            ),
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "same-origin",
-        },
+        html, status_code=status, media_type=MediaType.HTML, headers=page_headers(nonce)
     )
 
 

@@ -8,11 +8,9 @@ filters are a GET form, paging is links, access keys reach the filters and the p
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
@@ -23,7 +21,7 @@ from litestar.response import Redirect
 from mobile_api.cases import assembly, evidence, services
 from mobile_api.web import CASE_CONSOLE, AreaContext
 from server.core.auth import Principal
-from server.core.clock import CHINA_TZ
+from server.core.console import console_templates, page_headers
 from server.core.errors import NotAuthenticated, NotFound, ValidationFailed, ZhifaError
 from server.core.models import StaffUser
 
@@ -31,40 +29,13 @@ HOME = "/console/cases"
 PAGE_SIZE = 50
 
 
-def _china_time(value: Any) -> str:
-    return value.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M") if value else ""
-
-
-def _yuan(value: Decimal) -> str:
-    return f"{value.normalize():,f}"
-
-
-TEMPLATES = Environment(
-    loader=PackageLoader("mobile_api.cases", "templates"),
-    autoescape=select_autoescape(default=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-TEMPLATES.filters.update(china_time=_china_time, yuan=_yuan)
+TEMPLATES = console_templates("mobile_api.cases")
 
 
 def render(template: str, *, status: int = 200, **values: Any) -> Response[str]:
-    # No script at all on these pages: the policy allows none.
+    # No script at all on these pages.
     html = TEMPLATES.get_template(template).render(**values)
-    return Response(
-        html,
-        status_code=status,
-        media_type=MediaType.HTML,
-        headers={
-            "Cache-Control": "no-store",
-            "Content-Security-Policy": (
-                "default-src 'self'; script-src 'none'; style-src 'unsafe-inline'; "
-                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-            ),
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "same-origin",
-        },
-    )
+    return Response(html, status_code=status, media_type=MediaType.HTML, headers=page_headers())
 
 
 def console_error(request: Request[Any, Any, Any], exc: ZhifaError) -> Response[Any]:
