@@ -49,9 +49,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness import free_port, serve  # noqa: E402
-from sync import Terminal, _postgres, _prepare  # noqa: E402
+from sync import Terminal, add_push_options, postgres_database, prepare  # noqa: E402
 
-from edge_agent.sync import DEFAULT_BATCH  # noqa: E402
 from mobile_api.contracts.credential import load_policy  # noqa: E402
 from mobile_api.contracts.sync import PUSH_PATH  # noqa: E402
 from mobile_api.credentials.services import issue_token_batch, load_credential  # noqa: E402
@@ -393,7 +392,7 @@ async def _phase(
 async def _run(args: argparse.Namespace, database_url: str | None) -> tuple[Tally, list[Phase]]:
     with tempfile.TemporaryDirectory(prefix="zhifa-bench-load-") as folder:
         port = free_port()
-        env, terminals = await _prepare(Path(folder), port, database_url, args.clients)
+        env, terminals = await prepare(Path(folder), port, database_url, args.clients)
         codes = await _codes(env)
         server = serve(
             "server.app.main:create_app", port, env, factory=True, forwarded_allow_ips=PROXY
@@ -462,14 +461,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10 s per phase instead of 60 s")
     parser.add_argument("--clients", type=int, default=200, help="parties, and as many terminals")
     parser.add_argument("--seconds", type=float, default=None)
-    parser.add_argument(
-        "--batch", type=int, default=DEFAULT_BATCH, help="events per push (default: the agent's)"
-    )
-    parser.add_argument(
-        "--database-url",
-        default=None,
-        help="a PostgreSQL server database URL (postgresql+asyncpg://…/postgres); default SQLite",
-    )
+    add_push_options(parser)
     args = parser.parse_args()
     args.seconds = args.seconds or (10.0 if args.quick else 60.0)
     import uvloop
@@ -477,14 +469,14 @@ def main() -> None:
     database_url = None
     if args.database_url:  # a fresh database on that server, dropped afterwards
         name = f"zhifa_bench_{uuid.uuid4().hex[:8]}"
-        asyncio.run(_postgres(args.database_url, [name], 'CREATE DATABASE "{name}"'))
+        asyncio.run(postgres_database(args.database_url, [name], 'CREATE DATABASE "{name}"'))
         database_url = f"{args.database_url.rsplit('/', 1)[0]}/{name}"
     try:
         opening, phases = uvloop.run(_run(args, database_url))
     finally:
         if args.database_url:
             statement = 'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-            asyncio.run(_postgres(args.database_url, [name], statement))
+            asyncio.run(postgres_database(args.database_url, [name], statement))
     _report(opening, phases, args, "PostgreSQL" if args.database_url else "SQLite (WAL)")
 
 

@@ -184,7 +184,7 @@ class Terminal:
         }
 
 
-async def _prepare(
+async def prepare(
     folder: Path, port: int, database_url: str | None, terminals: int
 ) -> tuple[dict[str, str], list[Terminal]]:
     """A fresh database with the demo agency and ``terminals`` enrolled terminals, logged in."""
@@ -317,7 +317,7 @@ async def _phase(
 ) -> Run:
     with tempfile.TemporaryDirectory(prefix=f"zhifa-bench-{name}-") as folder:
         port = free_port()
-        env, terminals = await _prepare(Path(folder), port, database_url, args.terminals)
+        env, terminals = await prepare(Path(folder), port, database_url, args.terminals)
         process = serve(target, port, env, factory=factory)
         try:
             return await _drive(
@@ -328,7 +328,7 @@ async def _phase(
             process.wait()
 
 
-async def _postgres(base: str, names: list[str], statement: str) -> None:
+async def postgres_database(base: str, names: list[str], statement: str) -> None:
     import asyncpg
 
     connection = await asyncpg.connect(base.replace("+asyncpg", ""))
@@ -339,11 +339,8 @@ async def _postgres(base: str, names: list[str], statement: str) -> None:
         await connection.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="5 s per server instead of 15 s")
-    parser.add_argument("--terminals", type=int, default=200)
-    parser.add_argument("--seconds", type=float, default=None)
+def add_push_options(parser: argparse.ArgumentParser) -> None:
+    """The options every benchmark that pushes events shares (this one and bench/load.py)."""
     parser.add_argument(
         "--batch", type=int, default=DEFAULT_BATCH, help="events per push (default: the agent's)"
     )
@@ -352,12 +349,20 @@ def main() -> None:
         default=None,
         help="a PostgreSQL server database URL (postgresql+asyncpg://…/postgres); default SQLite",
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="5 s per server instead of 15 s")
+    parser.add_argument("--terminals", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=None)
+    add_push_options(parser)
     args = parser.parse_args()
     args.seconds = args.seconds or (5.0 if args.quick else 15.0)
     names = [f"zhifa_bench_{uuid.uuid4().hex[:8]}" for _ in range(2)]
     urls: list[str | None] = [None, None]
     if args.database_url:  # two fresh databases on that server
-        asyncio.run(_postgres(args.database_url, names, 'CREATE DATABASE "{name}"'))
+        asyncio.run(postgres_database(args.database_url, names, 'CREATE DATABASE "{name}"'))
         urls = [f"{args.database_url.rsplit('/', 1)[0]}/{name}" for name in names]
     print(
         f"server: uvicorn {version('uvicorn')}, http=httptools {version('httptools')}, loop=uvloop, "
@@ -370,7 +375,7 @@ def main() -> None:
     finally:
         if args.database_url:
             statement = 'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-            asyncio.run(_postgres(args.database_url, names, statement))
+            asyncio.run(postgres_database(args.database_url, names, statement))
     print(f"{'':8}{'pushes':>8}{'events':>9}{'events/s':>11}{'p50 ms':>9}{'p99 ms':>9}")
     for run in (ours, plain):
         print(
