@@ -23,6 +23,7 @@ from server.app import demo
 from server.app.context import AppContext
 from server.app.main import create_app
 from server.core.clock import Clock
+from server.core.models import LedgerEntry
 from tests.conftest import TerminalIdentity, enroll_and_login, login
 from tests.media_support import (  # noqa: F401  (fixtures: seeded database copies)
     OCTETS,
@@ -189,6 +190,33 @@ async def test_creation_with_upload(client, officer_terminal, recording):
     rest = await send(client, officer_terminal, url, len(first), data[len(first) :])
     assert rest.status_code == 204
     assert (await status(client, officer_terminal, recording.recording_id))["status"] == "sealed"
+
+
+async def test_two_uploads_of_one_recording_finishing_at_once_seal_it_once(
+    client, officer_terminal, recording, context
+):
+    """A terminal that lost the answer to its creation uploads again: both may end together."""
+    await announce(client, officer_terminal, recording)
+    data = concatenated(recording)
+    urls = []
+    for _ in range(2):
+        created = await create(client, officer_terminal, recording)
+        assert created.status_code == 201, created.text
+        urls.append(created.headers["Location"])
+    last = len(data) - 1
+    for url in urls:
+        assert (await send(client, officer_terminal, url, 0, data[:last])).status_code == 204
+    endings = await asyncio.gather(
+        *(send(client, officer_terminal, url, last, data[last:]) for url in urls)
+    )
+    assert [response.status_code for response in endings] == [204, 204], endings[1].text
+    sealed = await status(client, officer_terminal, recording.recording_id)
+    assert sealed["status"] == "sealed", sealed
+    async with context.database.sessionmaker() as session:
+        evidence = (await session.scalars(select(Evidence))).all()
+        kinds = (await session.scalars(select(LedgerEntry.kind))).all()
+    assert len(evidence) == 1 and evidence[0].sha256 == hashlib.sha256(data).hexdigest()
+    assert kinds.count("media.evidence_sealed") == 1 and kinds.count("media.upload_duplicate") == 1
 
 
 async def test_checksum_mismatch_is_460_and_nothing_is_stored(

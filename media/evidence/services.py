@@ -220,58 +220,69 @@ async def _record_seal(
         row = await session.get_one(Upload, upload.id)
         if row.lease_token != lease:
             raise UploadBusy(upload_id=str(upload.id), reason="lease_lost")
-        evidence = Evidence(
-            recording_id=recording.id,
-            agency_id=recording.agency_id,
-            terminal_id=recording.terminal_id,
-            case_id=ingest.case_id_of(recording),
-            storage_backend=store.backend,
-            storage_key=key,
-            size=upload.length,
-            sha256=upload.prefix_sha256,
-            chain_head=head.head_hex,
-            segments=len(manifest.chain.segments),
-            container=found.container,
-            video_codec=found.video_codec,
-            audio_codec=found.audio_codec,
-            width=found.width,
-            height=found.height,
-            duration_s=found.duration_s,
-            recorded_from=meta.started_at,
-            recorded_until=meta.ended_at,
-            officers=list(meta.officers),
-            sealed_at=now,
-            retain_until=seal.retain_until,
-            permanent_since=None,
-            seal_enforced_by=seal.enforced_by,
-        )
-        session.add(evidence)
-        held = await session.get_one(Recording, recording.id)
-        held.status, held.problems, held.updated_at = RecordingStatus.SEALED, [], now
-        row.status = UploadStatus.SEALED
-        await session.flush()
-        await ledger.append(
-            session,
-            keyring,
-            kind="media.evidence_sealed",
-            ref=f"evidence:{evidence.id}",
-            data={
-                "recording_id": str(recording.id),
-                "recording_key": recording.recording_key,
-                "upload_id": str(upload.id),
-                "terminal_id": str(recording.terminal_id),
-                "agency_id": str(recording.agency_id),
-                "case_id": str(evidence.case_id) if evidence.case_id else None,
-                "sha256": evidence.sha256,
-                "size": evidence.size,
-                "chain_head": head.head_hex,
-                "segments": evidence.segments,
-                "probe": msgspec.to_builtins(found),
-                "storage": {"backend": store.backend, "key": key, "enforced_by": seal.enforced_by},
-                "retain_until": seal.retain_until.isoformat(),
-            },
-            now=now,
-        )
+        # Two uploads of one recording may finish at once (the terminal lost the answer to its
+        # first creation): the recording's row lock decides which one seals.
+        held = await session.get_one(Recording, recording.id, with_for_update=True)
+        sealed = await session.scalar(select(Evidence).where(Evidence.recording_id == recording.id))
+        if sealed is None:
+            evidence = Evidence(
+                recording_id=recording.id,
+                agency_id=recording.agency_id,
+                terminal_id=recording.terminal_id,
+                case_id=ingest.case_id_of(recording),
+                storage_backend=store.backend,
+                storage_key=key,
+                size=upload.length,
+                sha256=upload.prefix_sha256,
+                chain_head=head.head_hex,
+                segments=len(manifest.chain.segments),
+                container=found.container,
+                video_codec=found.video_codec,
+                audio_codec=found.audio_codec,
+                width=found.width,
+                height=found.height,
+                duration_s=found.duration_s,
+                recorded_from=meta.started_at,
+                recorded_until=meta.ended_at,
+                officers=list(meta.officers),
+                sealed_at=now,
+                retain_until=seal.retain_until,
+                permanent_since=None,
+                seal_enforced_by=seal.enforced_by,
+            )
+            session.add(evidence)
+            held.status, held.problems, held.updated_at = RecordingStatus.SEALED, [], now
+            row.status = UploadStatus.SEALED
+            await session.flush()
+            await ledger.append(
+                session,
+                keyring,
+                kind="media.evidence_sealed",
+                ref=f"evidence:{evidence.id}",
+                data={
+                    "recording_id": str(recording.id),
+                    "recording_key": recording.recording_key,
+                    "upload_id": str(upload.id),
+                    "terminal_id": str(recording.terminal_id),
+                    "agency_id": str(recording.agency_id),
+                    "case_id": str(evidence.case_id) if evidence.case_id else None,
+                    "sha256": evidence.sha256,
+                    "size": evidence.size,
+                    "chain_head": head.head_hex,
+                    "segments": evidence.segments,
+                    "probe": msgspec.to_builtins(found),
+                    "storage": {
+                        "backend": store.backend,
+                        "key": key,
+                        "enforced_by": seal.enforced_by,
+                    },
+                    "retain_until": seal.retain_until.isoformat(),
+                },
+                now=now,
+            )
+    if sealed is not None:
+        await _close_upload(context, store, upload, recording, lease, [], duplicate=True)
+        return sealed
     return evidence
 
 
